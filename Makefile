@@ -1,0 +1,34 @@
+# The README's commands. `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO_HOME ?= .grace-demo
+
+.PHONY: setup demo dev test bench fixtures clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	GRACE_HOME=$(DEMO_HOME) PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/demo.sh
+
+dev: setup
+	$(BIN)/grace dev
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+# Regenerate the speech fixtures (needs espeak-ng, sox and ffmpeg from Debian's packages).
+fixtures:
+	$(BIN)/python tests/fixtures/make_fixtures.py --verify
+
+clean:
+	rm -rf $(DEMO_HOME) .pytest_cache

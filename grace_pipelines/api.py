@@ -1,0 +1,371 @@
+"""`Grace`: the Python API (ingest, search, consent, status) that the CLI is built on.
+
+Work always runs through the Dagster asset graph on the instance in GRACE_HOME (runs show up
+in the web UI); nothing here transcribes or indexes on a side path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from grace_pipelines.consent import ConsentError, expand_scope, grant_command, missing_parties
+from grace_pipelines.inbox import ORIGINS, scan_inbox
+from grace_pipelines.media import SIDECAR_SUFFIX, is_ignorable, safe_name
+from grace_pipelines.settings import GraceSettings, load_settings
+from grace_pipelines.state import SourceRow, StateDB, utcnow
+
+DAGSTER_YAML = """\
+# Dagster instance for this GRACE_HOME (SQLite storage under this folder).
+# For PostgreSQL storage see dagster.postgres.example.yaml in the grace-pipelines repository.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+  pools:
+    default_limit: 1   # the "transcription" pool: one Whisper at a time on a CPU machine
+"""
+
+
+class GraceError(Exception):
+    """A user error (bad argument, unknown source, ...): the CLI exits 1 with this message."""
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    score: float
+    source_key: str
+    title: str
+    kind: str
+    start_s: float | None
+    end_s: float | None
+    text: str
+    citation: str
+    chunk_index: int
+    line_start: int | None = None
+    line_end: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SourceStatus:
+    source_key: str | None
+    title: str
+    kind: str | None
+    origin: str | None
+    state: str  # awaiting_consent | processing | searchable | failed | quarantined
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def citation_for(row: dict[str, Any]) -> str:
+    title = row.get("title") or row.get("source_key")
+    if row.get("start_s") is not None:
+        start, end = row["start_s"], row.get("end_s")
+        # floor the start and ceil the end so the shown window contains what was said
+        return f"{title} @ {clock(int(start))}-{clock(-(-end // 1) if end is not None else None)}"
+    if row.get("line_start") is not None:
+        a, b = row["line_start"], row.get("line_end") or row["line_start"]
+        return f"{title}, line {a}" if a == b else f"{title}, lines {a}-{b}"
+    return str(title)
+
+
+class Grace:
+    """Grace for one GRACE_HOME. `Grace(home)`; pass `instance=` to use a given Dagster instance."""
+
+    def __init__(self, home: str | Path | None = None, *, instance: dg.DagsterInstance | None = None, **overrides: Any) -> None:
+        if home is not None:
+            overrides["home"] = Path(home)
+        self.settings: GraceSettings = load_settings(**overrides)
+        self._instance = instance
+        self.settings.ensure_dirs()
+        self.db = StateDB(self.settings.state_url)
+
+    # ---- setup ----------------------------------------------------------------------------
+    def init(self) -> Path:
+        """Create GRACE_HOME, its folders and a Dagster instance config (idempotent)."""
+        self.settings.ensure_dirs()
+        dagster_home = self.settings.dagster_home
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        config = dagster_home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(DAGSTER_YAML, encoding="utf-8")
+        return self.settings.home
+
+    @cached_property
+    def defs(self) -> dg.Definitions:
+        from grace_pipelines.definitions import build_definitions
+
+        return build_definitions(self.settings)
+
+    @contextmanager
+    def instance(self) -> Iterator[dg.DagsterInstance]:
+        if self._instance is not None:
+            yield self._instance
+            return
+        self.init()
+        instance = dg.DagsterInstance.from_config(str(self.settings.dagster_home))
+        try:
+            yield instance
+        finally:
+            instance.dispose()
+
+    # ---- ingest ---------------------------------------------------------------------------
+    def drop(self, paths: Sequence[str | Path], origin: str | None = None) -> list[Path]:
+        """Copy files (and any `NAME.consent.json` beside them) into the inbox, atomically."""
+        if origin is not None and origin not in ORIGINS:
+            raise GraceError(f"unknown origin {origin!r}; use one of: {', '.join(ORIGINS)}")
+        folder = self.settings.inbox / origin if origin else self.settings.inbox
+        folder.mkdir(parents=True, exist_ok=True)
+        dropped = []
+        for raw in paths:
+            path = Path(raw)
+            if not path.is_file():
+                raise GraceError(f"{raw}: no such file")
+            if path.name.endswith(SIDECAR_SUFFIX):
+                continue  # travels with its media
+            name = path.name if not is_ignorable(path.name) else safe_name(path.name)
+            sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+            if sidecar.is_file():
+                _atomic_copy(sidecar, folder / (name + SIDECAR_SUFFIX))
+            target = folder / name
+            _atomic_copy(path, target)
+            dropped.append(target)
+        return dropped
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        origin: str | None = None,
+        wait: bool = False,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> list[SourceStatus]:
+        """Drop files; with `wait`, register them and run the asset graph for each to the end."""
+        dropped = self.drop(paths, origin)
+        if not wait:
+            return [SourceStatus(None, p.name, None, origin, "processing", "in the inbox; the inbox sensor picks it up") for p in dropped]
+        scan = scan_inbox(self.settings, self.db, only=set(dropped), settle_seconds=0)
+        outcomes: list[SourceStatus] = []
+        for name, reason in scan.quarantined:
+            outcomes.append(SourceStatus(None, safe_name(name), None, origin, "quarantined", reason))
+        keys = [d.key for d in scan.new + scan.retry]
+        self.run_sources(keys, progress=progress)
+        for key in dict.fromkeys(keys + [k for _, k in scan.duplicates]):
+            outcomes.append(self.status_of(key))
+        return outcomes
+
+    def run_sources(
+        self,
+        keys: Iterable[str],
+        asset_selection: Sequence[dg.AssetKey] | None = None,
+        progress: Callable[[str, str], None] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, bool]:
+        """Run `ingest_job` for each source key on the GRACE_HOME instance; returns success per key."""
+        keys = list(dict.fromkeys(keys))
+        outcome: dict[str, bool] = {}
+        if not keys:
+            return outcome
+        job = self.defs.resolve_job_def("ingest_job")
+        with self.instance() as instance:
+            instance.add_dynamic_partitions("sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)])
+            for key in keys:
+                row = self.db.get_source(key)
+                if progress:
+                    progress(key, row.title if row else key)
+                result = job.execute_in_process(
+                    run_config=self._run_config(),
+                    instance=instance,
+                    partition_key=key,
+                    asset_selection=list(asset_selection) if asset_selection else None,
+                    tags={"grace/source": key, "grace/origin": row.origin if row else "manual", **(tags or {})},
+                    raise_on_error=False,
+                )
+                outcome[key] = result.success
+        return outcome
+
+    def _run_config(self) -> dict[str, Any]:
+        return {
+            "ops": {"chunks": {"config": {"chunk_chars": self.settings.chunk_chars, "chunk_overlap": self.settings.chunk_overlap}}},
+            "loggers": {"console": {"config": {"log_level": self.log_level}}},
+        }
+
+    log_level = "CRITICAL"  # runs are logged to the Dagster instance; the console stays quiet
+
+    # ---- search ---------------------------------------------------------------------------
+    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[SearchResult]:
+        """Best chunks for `query` with citations; only sources that still have index consent."""
+        from grace_pipelines.resources.vector_store import MODES
+
+        if not query.strip():
+            raise GraceError("the query is empty")
+        if mode not in MODES:
+            raise GraceError(f"unknown search mode {mode!r}; use one of: {', '.join(MODES)}")
+        if k < 1:
+            raise GraceError("k must be at least 1")
+        resources = self.defs.resources
+        embedder, store = resources["embedder"], resources["vector_store"]
+        vector = embedder.embed_query(query) if mode != "keyword" else None
+        hits = store.search(query, vector, k=k * 3, mode=mode)
+        allowed: dict[str, bool] = {}
+        results: list[SearchResult] = []
+        for hit in hits:
+            key = hit.row["source_key"]
+            if key not in allowed:
+                row = self.db.get_source(key)
+                allowed[key] = row is not None and not missing_parties(
+                    row.participants, self.db.consent_events(key), "index", utcnow()
+                )
+            if not allowed[key]:
+                continue
+            r = hit.row
+            results.append(
+                SearchResult(
+                    rank=len(results) + 1,
+                    score=round(hit.score, 6),
+                    source_key=key,
+                    title=r["title"],
+                    kind=r["kind"],
+                    start_s=r.get("start_s"),
+                    end_s=r.get("end_s"),
+                    text=r["text"],
+                    citation=citation_for(r),
+                    chunk_index=int(r["chunk_index"]),
+                    line_start=r.get("line_start"),
+                    line_end=r.get("line_end"),
+                )
+            )
+            if len(results) >= k:
+                break
+        return results
+
+    # ---- consent --------------------------------------------------------------------------
+    def resolve(self, ref: str) -> SourceRow:
+        row = self.db.find_source(ref)
+        if row is None:
+            raise GraceError(f"no source matches {ref!r} (use a source key, or the file name of a drop)")
+        return row
+
+    def grant(self, ref: str, party: str, scope: str = "all", *, actor: str | None = None, wait: bool = False) -> list[int]:
+        return self._consent(ref, party, scope, "grant", actor=actor, wait=wait)
+
+    def revoke(self, ref: str, party: str, scope: str = "all", *, actor: str | None = None) -> list[int]:
+        return self._consent(ref, party, scope, "revoke", actor=actor, wait=False)
+
+    def _consent(self, ref: str, party: str, scope: str, action: str, *, actor: str | None, wait: bool) -> list[int]:
+        row = self.resolve(ref)
+        try:
+            expand_scope(scope)
+        except ConsentError as exc:
+            raise GraceError(str(exc)) from None
+        if party not in row.participants:
+            raise GraceError(
+                f"{party!r} is not a participant of {row.title} ({', '.join(row.participants)})"
+            )
+        ids = self.db.record_consent(
+            source_key=row.key, party=party, scope=scope, action=action,
+            method="api" if actor is None else "cli", actor=actor or _whoami(),
+        )
+        if wait and action == "grant":
+            self.release_waiting([row.key])
+        return ids
+
+    def release_waiting(self, keys: Iterable[str]) -> dict[str, bool]:
+        """Run now what consent was holding (what consent_sensor does under the daemon)."""
+        from grace_pipelines.sensors.consent import waiting_requests
+
+        blob_store = self.defs.resources["blob_store"]
+        outcome: dict[str, bool] = {}
+        for request in waiting_requests(self.db, blob_store, set(keys), tag=str(time.time_ns())):
+            key = request.partition_key
+            assert key is not None
+            outcome.update(self.run_sources([key], asset_selection=request.asset_selection, tags={"grace/trigger": "consent"}))
+        return outcome
+
+    def consent_list(self, pending: bool = False) -> list[dict[str, Any]]:
+        """Per source and scope: participants, who granted, who is missing."""
+        out = []
+        now = utcnow()
+        for row in self.db.list_sources():
+            events = self.db.consent_events(row.key)
+            for scope in ("transcribe", "index"):
+                missing = missing_parties(row.participants, events, scope, now)
+                if pending and not missing:
+                    continue
+                out.append(
+                    {
+                        "source_key": row.key,
+                        "title": row.title,
+                        "scope": scope,
+                        "participants": row.participants,
+                        "granted": [p for p in row.participants if p not in missing],
+                        "missing": missing,
+                        "commands": [grant_command(row.key, p, scope) for p in missing],
+                    }
+                )
+        return out
+
+    # ---- status ---------------------------------------------------------------------------
+    def status_of(self, key: str) -> SourceStatus:
+        row = self.db.get_source(key)
+        if row is None:
+            raise GraceError(f"unknown source {key}")
+        return _status(row)
+
+    def status(self) -> list[SourceStatus]:
+        out = [_status(row) for row in self.db.list_sources()]
+        for q in self.db.list_quarantine():
+            out.append(SourceStatus(q["source_key"], q["filename"], None, None, "quarantined", q["reason"]))
+        return out
+
+
+def _status(row: SourceRow) -> SourceStatus:
+    stage = row.stage
+    if stage == "searchable":
+        state, why = "searchable", "transcribed, chunked and indexed"
+    elif stage == "failed":
+        state, why = "failed", row.reason or "failed"
+    elif stage == "awaiting_consent":
+        state, why = "awaiting_consent", row.reason or "waiting for consent"
+    else:
+        state, why = "processing", f"at stage {stage}"
+    return SourceStatus(row.key, row.title, row.kind, row.origin, state, why)
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _whoami() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

@@ -1,0 +1,56 @@
+"""`chunks`: ~500-character, sentence-aware pieces with ~100 characters of overlap.
+
+Each chunk keeps where it came from: start/end seconds of the speech it covers, or the line
+range of a document. Chunking policy lives in grace_pipelines.text.chunking (pure code).
+"""
+
+
+import dagster as dg
+
+from grace_pipelines.assets.consent_gate import load_row, require_consent
+from grace_pipelines.assets.transcript import TRANSCRIPT, transcript
+from grace_pipelines.partitions import sources_partitions
+from grace_pipelines.resources import BlobStore, StateResource
+from grace_pipelines.text.chunking import chunk_document, chunk_transcript
+
+CHUNKS = "chunks.json"
+
+
+class ChunkingConfig(dg.Config):
+    chunk_chars: int = 500
+    chunk_overlap: int = 100
+
+
+@dg.asset(
+    partitions_def=sources_partitions,
+    group_name="index",
+    kinds={"python"},
+    deps=[transcript],
+)
+def chunks(
+    context: dg.AssetExecutionContext, config: ChunkingConfig, blob_store: BlobStore, state: StateResource
+) -> dg.MaterializeResult:
+    """Overlapping sentence-aware chunks of the transcript, each with its time window or lines."""
+    db = state.db()
+    key = context.partition_key
+    row = load_row(db, key)
+    require_consent(db, row, "index")
+    payload = blob_store.get_json(key, TRANSCRIPT)
+    if payload.get("kind") == "document":
+        pieces = chunk_document(payload["text"], config.chunk_chars, config.chunk_overlap)
+    else:
+        pieces = chunk_transcript(payload["segments"], config.chunk_chars, config.chunk_overlap)
+    blob_store.put_json(key, CHUNKS, [c.to_dict() for c in pieces])
+    db.set_stage(key, "chunked")
+    lengths = [len(c.text) for c in pieces]
+    timed = [c for c in pieces if c.start_s is not None]
+    return dg.MaterializeResult(
+        metadata={
+            "chunks": len(pieces),
+            "mean_chars": round(sum(lengths) / len(lengths), 1) if lengths else 0.0,
+            "max_chars": max(lengths, default=0),
+            "timed_chunks": len(timed),
+            "chunk_chars": config.chunk_chars,
+            "chunk_overlap": config.chunk_overlap,
+        }
+    )

@@ -1,0 +1,71 @@
+"""`embeddings`: chunk vectors upserted into the LanceDB table `chunks`.
+
+Row ids are `{source_key}:{chunk_index}`; the upsert also deletes the source's rows beyond
+the new chunk count, so re-materializing replaces and never duplicates. Each row records the
+embedding model's name and version.
+"""
+
+
+import time
+
+import dagster as dg
+
+from grace_pipelines.assets.chunks import CHUNKS, chunks
+from grace_pipelines.assets.consent_gate import load_row, require_consent
+from grace_pipelines.partitions import sources_partitions
+from grace_pipelines.resources import BlobStore, Embedder, StateResource, VectorStore
+
+
+@dg.asset(
+    partitions_def=sources_partitions,
+    group_name="index",
+    kinds={"lancedb", "onnx"},
+    deps=[chunks],
+)
+def embeddings(
+    context: dg.AssetExecutionContext,
+    embedder: Embedder,
+    vector_store: VectorStore,
+    blob_store: BlobStore,
+    state: StateResource,
+) -> dg.MaterializeResult:
+    """Vectors of every chunk of one source in LanceDB, searchable by vector and keyword."""
+    db = state.db()
+    key = context.partition_key
+    row = load_row(db, key)
+    require_consent(db, row, "index")
+    pieces = blob_store.get_json(key, CHUNKS)
+    started = time.perf_counter()
+    vectors = embedder.embed([p["text"] for p in pieces])
+    embed_s = time.perf_counter() - started
+    rows = [
+        {
+            "id": f"{key}:{p['index']}",
+            "source_key": key,
+            "chunk_index": p["index"],
+            "text": p["text"],
+            "title": row.title,
+            "kind": row.kind,
+            "start_s": p.get("start_s"),
+            "end_s": p.get("end_s"),
+            "line_start": p.get("line_start"),
+            "line_end": p.get("line_end"),
+            "model": embedder.model_name,
+            "model_version": embedder.model_version,
+            "vector": vector.tolist(),
+        }
+        for p, vector in zip(pieces, vectors)
+    ]
+    written = vector_store.upsert_source(key, rows, embedder.dim)
+    db.set_stage(key, "searchable")
+    return dg.MaterializeResult(
+        metadata={
+            "vectors": written,
+            "dimensions": embedder.dim,
+            "model": embedder.model_name,
+            "model_version": embedder.model_version,
+            "embed_s": round(embed_s, 3),
+            "chunks_per_s": round(len(pieces) / embed_s, 1) if embed_s > 0 else 0.0,
+            "table_rows": vector_store.count(),
+        }
+    )

@@ -1,0 +1,242 @@
+"""`grace`: the command line on top of the `Grace` API.
+
+Exit codes: 0 done, 1 a user error with a clear message, 2 a system failure. `--json` prints
+exactly one JSON object on stdout; human output goes through rich (to stderr for progress).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grace_pipelines.api import Grace, GraceError
+from grace_pipelines.consent import ConsentError
+from grace_pipelines.settings import SettingsError
+
+app = typer.Typer(help="Grace: recordings and documents become searchable, cited knowledge.", no_args_is_help=True, add_completion=False)
+consent_app = typer.Typer(help="Grant, revoke and list consent.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = typer.Option(None, "--home", envvar="GRACE_HOME", help="GRACE_HOME folder (default ./.grace).")
+
+
+def _grace(home: Optional[Path]) -> Grace:
+    try:
+        return Grace(home)
+    except SettingsError as exc:
+        raise GraceError(str(exc)) from None
+
+
+def _fail(exc: BaseException) -> None:
+    if isinstance(exc, (GraceError, ConsentError, SettingsError)):
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1)
+    err.print(f"[bold red]system failure:[/] {type(exc).__name__}: {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=str) + "\n")
+
+
+@app.command()
+def init(home: Optional[Path] = HomeOption) -> None:
+    """Create GRACE_HOME with its inbox, store, index and Dagster instance (idempotent)."""
+    try:
+        path = _grace(home).init()
+    except Exception as exc:
+        _fail(exc)
+    out.print(f"Grace home ready at [bold]{path}[/]")
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files to ingest (a NAME.consent.json beside one travels with it)."),
+    origin: Optional[str] = typer.Option(None, help="voice_note, meeting, document, screen, api, manual, schedule"),
+    wait: bool = typer.Option(False, "--wait", help="Run them through the pipeline now and report each."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Drop files into the inbox; with --wait, run the Dagster asset graph for them to the end."""
+    try:
+        grace = _grace(home)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=err, transient=True, disable=as_json or not wait,
+        ) as progress:
+            task = progress.add_task("ingesting", total=len(paths))
+
+            def step(key: str, title: str) -> None:
+                progress.update(task, description=f"processing {title}")
+                progress.advance(task)
+
+            outcomes = grace.ingest(paths, origin=origin, wait=wait, progress=step)
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"sources": [o.to_dict() for o in outcomes]})
+    else:
+        _status_table(outcomes)
+    if any(o.state == "failed" for o in outcomes):
+        raise typer.Exit(2)
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Each source's state (awaiting_consent, processing, searchable, failed, quarantined) and why."""
+    try:
+        items = _grace(home).status()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"sources": [i.to_dict() for i in items]})
+    else:
+        _status_table(items)
+
+
+def _status_table(items: list[Any]) -> None:
+    table = Table(title="sources")
+    for column in ("source", "title", "kind", "origin", "state", "why"):
+        table.add_column(column, overflow="fold")
+    colors = {"searchable": "green", "awaiting_consent": "yellow", "failed": "red", "quarantined": "magenta"}
+    for item in items:
+        color = colors.get(item.state, "cyan")
+        table.add_row(item.source_key or "-", item.title, item.kind or "-", item.origin or "-", f"[{color}]{item.state}[/]", item.why)
+    out.print(table)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What you are looking for, in your own words."),
+    k: int = typer.Option(5, "-k", "--k", help="How many results."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | keyword"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Find the passages that answer QUERY, with the recording and second (or lines) they come from."""
+    try:
+        results = _grace(home).search(query, k=k, mode=mode)
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        keys = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation")
+        _emit_json({"query": query, "results": [{k_: r.to_dict()[k_] for k_ in keys} for r in results]})
+        return
+    if not results:
+        out.print("nothing found")
+        return
+    for r in results:
+        out.print(f"[bold]{r.rank}.[/] [cyan]{r.citation}[/]  score {r.score:.4f}", highlight=False)
+        out.print(f"   {r.text}", highlight=False, markup=False)
+
+
+@consent_app.command("grant")
+def consent_grant(
+    source: str = typer.Argument(..., help="Source key, or the file name of a drop."),
+    party: str = typer.Option(..., "--party", help="Who consents."),
+    scope: str = typer.Option(..., "--scope", help="transcribe | index | all"),
+    wait: bool = typer.Option(False, "--wait", help="Run the work this releases now."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Record a grant; waiting work is launched by consent_sensor (or now, with --wait)."""
+    try:
+        grace = _grace(home)
+        grace.grant(source, party, scope, actor=_actor(), wait=wait)
+        row = grace.resolve(source)
+        state = grace.status_of(row.key)
+    except Exception as exc:
+        _fail(exc)
+    out.print(f"granted {scope} for {row.title} by {party}; now {state.state}: {state.why}", highlight=False)
+
+
+@consent_app.command("revoke")
+def consent_revoke(
+    source: str = typer.Argument(..., help="Source key, or the file name of a drop."),
+    party: str = typer.Option(..., "--party"),
+    scope: str = typer.Option(..., "--scope", help="transcribe | index | all"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Record a revocation; search stops returning the source at once."""
+    try:
+        grace = _grace(home)
+        grace.revoke(source, party, scope, actor=_actor())
+        row = grace.resolve(source)
+    except Exception as exc:
+        _fail(exc)
+    out.print(f"revoked {scope} for {row.title} by {party}", highlight=False)
+
+
+@consent_app.command("list")
+def consent_list(
+    pending: bool = typer.Option(False, "--pending", help="Only what still misses someone's grant."),
+    as_json: bool = typer.Option(False, "--json"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Per source and scope: participants, who granted and who is missing."""
+    try:
+        items = _grace(home).consent_list(pending=pending)
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"consent": items})
+        return
+    table = Table(title="consent")
+    for column in ("source", "title", "scope", "granted", "missing"):
+        table.add_column(column, overflow="fold")
+    for i in items:
+        table.add_row(i["source_key"], i["title"], i["scope"], ", ".join(i["granted"]) or "-", ", ".join(i["missing"]) or "-")
+    out.print(table)
+
+
+@app.command()
+def dev(
+    port: int = typer.Option(3000, help="Port of the web UI."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Start the Dagster web UI and daemon on 127.0.0.1 for GRACE_HOME."""
+    try:
+        grace = _grace(home)
+        grace.init()
+    except Exception as exc:
+        _fail(exc)
+    env = dict(os.environ)
+    env["GRACE_HOME"] = str(grace.settings.home)
+    env.setdefault("DAGSTER_HOME", str(grace.settings.dagster_home))
+    # A shell's ignored signals would be inherited; restore defaults so Ctrl-C/SIGTERM work.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    argv = [sys.executable, "-m", "dagster", "dev", "-m", "grace_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    err.print(f"Dagster UI on http://127.0.0.1:{port} (GRACE_HOME={grace.settings.home})")
+    os.execvpe(argv[0], argv, env)
+
+
+def _actor() -> str:
+    try:
+        import getpass
+
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,129 @@
+"""Consent policy: who must agree to what, and whether they have.
+
+Pure functions over ledger events (no database, no Dagster), so the rule that decides whether
+a recording may be transcribed or indexed is testable on its own. The ledger itself is
+append-only; the *latest* event per (party, scope) wins, and an expired grant counts as none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCOPES: tuple[str, ...] = ("transcribe", "index")
+
+
+class ConsentError(ValueError):
+    """A consent request or sidecar is malformed; the message names the file or value."""
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    """One ledger row, as the policy sees it."""
+
+    party: str
+    scope: str
+    action: str  # "grant" | "revoke"
+    at: datetime
+    expires_at: datetime | None = None
+
+
+def expand_scope(scope: str) -> tuple[str, ...]:
+    """`all` means every scope; anything else must be a known scope."""
+    if scope == "all":
+        return SCOPES
+    if scope not in SCOPES:
+        raise ConsentError(f"unknown consent scope {scope!r}; use one of: {', '.join(SCOPES)}, all")
+    return (scope,)
+
+
+def granted_parties(events: Iterable[ConsentEvent], scope: str, now: datetime) -> set[str]:
+    """Parties whose latest event for `scope` is an unexpired grant."""
+    latest: dict[str, ConsentEvent] = {}
+    for event in events:
+        if event.scope == scope:
+            latest[event.party] = event
+    return {
+        party
+        for party, event in latest.items()
+        if event.action == "grant" and (event.expires_at is None or event.expires_at > now)
+    }
+
+
+def missing_parties(
+    participants: Sequence[str], events: Iterable[ConsentEvent], scope: str, now: datetime
+) -> list[str]:
+    """Required parties (in participant order) without an effective grant for `scope`."""
+    granted = granted_parties(list(events), scope, now)
+    return [p for p in participants if p not in granted]
+
+
+def grant_command(source_key: str, party: str, scope: str) -> str:
+    return f"grace consent grant {source_key} --party {party} --scope {scope}"
+
+
+class SidecarGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    party: str = Field(min_length=1)
+    scopes: list[str] = Field(min_length=1)
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for scope in value:
+            out.extend(expand_scope(scope))
+        return out
+
+
+class Sidecar(BaseModel):
+    """`NAME.consent.json`: who took part and who agreed to what."""
+
+    model_config = ConfigDict(extra="forbid")
+    participants: list[str] | None = None
+    grants: list[SidecarGrant] = Field(default_factory=list)
+
+    @field_validator("participants")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value or any(not p.strip() for p in value):
+                raise ValueError("participants must be a non-empty list of names")
+            return list(dict.fromkeys(p.strip() for p in value))
+        return value
+
+
+@dataclass
+class ParsedSidecar:
+    participants: list[str]
+    grants: list[tuple[str, str]] = field(default_factory=list)  # (party, scope)
+
+
+def parse_sidecar(raw: bytes, *, name: str, owner: str) -> ParsedSidecar:
+    """Parse and validate a sidecar; errors name the file and what is wrong with it."""
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConsentError(f"consent sidecar {name!r} is not valid JSON: {exc}") from None
+    try:
+        sidecar = Sidecar.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConsentError(f"consent sidecar {name!r} is invalid: {problems}") from None
+    participants = sidecar.participants or [owner]
+    grants = []
+    for grant in sidecar.grants:
+        if grant.party not in participants:
+            raise ConsentError(
+                f"consent sidecar {name!r} grants for {grant.party!r}, who is not a participant "
+                f"({', '.join(participants)})"
+            )
+        grants.extend((grant.party, scope) for scope in grant.scopes)
+    return ParsedSidecar(participants=participants, grants=grants)

@@ -1,0 +1,37 @@
+"""The single `dg.Definitions` of Grace: assets, checks, job, sensors and resources.
+
+`dagster dev -w workspace.yaml` (or `grace dev`) loads `defs` from here; tests and the API
+call `build_definitions(settings)` for a GRACE_HOME of their own.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from grace_pipelines.assets import chunks, embeddings, source, transcript
+from grace_pipelines.partitions import sources_partitions
+from grace_pipelines.resources import build_resources
+from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor
+from grace_pipelines.settings import GraceSettings, load_settings
+
+INGEST_ASSETS = [source, transcript, chunks, embeddings]
+
+def build_definitions(settings: GraceSettings) -> dg.Definitions:
+    settings.ensure_dirs()
+    job = dg.define_asset_job(
+        "ingest_job",
+        selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+        partitions_def=sources_partitions,
+        description="One source from its stored bytes to searchable vectors, gated by consent checks.",
+        config={"ops": {"chunks": {"config": {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}}}},
+    )
+    return dg.Definitions(
+        assets=INGEST_ASSETS,
+        jobs=[job],
+        sensors=[build_inbox_sensor(settings, job), build_consent_sensor(job, interval=max(2, settings.inbox_poll_seconds))],
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings())

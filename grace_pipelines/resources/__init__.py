@@ -1,0 +1,52 @@
+"""Dagster resources: the engines and stores that assets call.
+
+`build_resources(settings)` wires them from GraceSettings; secrets (API keys) are read from
+the environment through `dg.EnvVar`, never stored in settings or metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from grace_pipelines.resources.blob_store import BlobStore
+from grace_pipelines.resources.embedder import Embedder
+from grace_pipelines.resources.state import StateResource
+from grace_pipelines.resources.transcriber import Transcriber
+from grace_pipelines.resources.vector_store import VectorStore
+from grace_pipelines.settings import GraceSettings
+
+__all__ = ["BlobStore", "Embedder", "StateResource", "Transcriber", "VectorStore", "build_resources"]
+
+
+def _api_key(settings: GraceSettings, needed: bool) -> Any:
+    if needed and os.environ.get(settings.openai_api_key_env):
+        return dg.EnvVar(settings.openai_api_key_env)
+    return None
+
+
+def build_resources(settings: GraceSettings) -> dict[str, Any]:
+    return {
+        "transcriber": Transcriber(
+            engine=settings.transcriber,
+            model=settings.whisper_model,
+            device=settings.whisper_device,
+            compute_type=settings.whisper_compute_type,
+            batch_size=settings.whisper_batch_size,
+            language=settings.whisper_language,
+            openai_base_url=settings.openai_base_url,
+            openai_api_key=_api_key(settings, settings.transcriber == "openai"),
+            openai_model=settings.openai_transcription_model,
+        ),
+        "embedder": Embedder(
+            engine=settings.embedder,
+            openai_model=settings.embedding_model,
+            openai_base_url=settings.openai_base_url,
+            openai_api_key=_api_key(settings, settings.embedder == "openai"),
+        ),
+        "vector_store": VectorStore(uri=str(settings.lancedb)),
+        "blob_store": BlobStore(root=str(settings.store)),
+        "state": StateResource(url=settings.state_url),
+    }

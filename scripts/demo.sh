@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make demo`: three spoken notes become searchable answers, on the embedded defaults
+# (SQLite, local LanceDB, bundled Whisper tiny.en and MiniLM), through the Dagster asset graph.
+set -euo pipefail
+FX=tests/fixtures
+: "${GRACE_HOME:=.grace-demo}"
+export GRACE_HOME
+rm -rf "$GRACE_HOME"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "grace init ($GRACE_HOME)"
+grace init
+
+say "grace ingest --wait: two notes with consent sidecars, one meeting without"
+grace ingest "$FX/standup.mp3" "$FX/groceries.ogg" "$FX/migration.wav" --wait
+
+say "the meeting waits for consent; granting it releases the held work"
+grace consent list --pending
+grace consent grant migration.wav --party me --scope all --wait
+
+ask() { say "Q: $1"; grace search "$1" -k 1; }
+ask "When is the quarterly report due?"
+ask "What do I need to pick up at the market?"
+ask "Which database are we moving to?"
+
+say "grace status"
+grace status
+printf '\nOpen the control room with: GRACE_HOME=%s make dev\n' "$GRACE_HOME"
