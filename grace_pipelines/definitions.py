@@ -17,7 +17,6 @@ from grace_pipelines.settings import GraceSettings, load_settings
 INGEST_ASSETS = [source, transcript, chunks, embeddings]
 
 def build_definitions(settings: GraceSettings) -> dg.Definitions:
-    settings.ensure_dirs()
     job = dg.define_asset_job(
         "ingest_job",
         selection=dg.AssetSelection.assets(*INGEST_ASSETS),

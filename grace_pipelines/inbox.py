@@ -152,9 +152,9 @@ def _handle_sidecar_only(settings: GraceSettings, db: StateDB, path: Path, resul
     """A sidecar that arrives after its media was registered: apply its grants, then file it."""
     media_name = path.name[: -len(SIDECAR_SUFFIX)]
     media_path = path.with_name(media_name)
-    if media_path.exists():
-        return  # handled together with its media
     row = db.find_source(safe_name(media_name))
+    if media_path.exists() and (row is None or row.inbox_path != str(media_path)):
+        return  # its media is not registered yet: handled together with it
     if row is None:
         return  # media not here yet: wait for it
     try:

@@ -11,6 +11,7 @@ import importlib.util
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -131,6 +132,8 @@ def engine_for(url: str) -> Engine:
     engine = _ENGINES.get(url)
     if engine is None:
         kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:

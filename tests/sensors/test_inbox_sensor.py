@@ -1,0 +1,163 @@
+"""inbox_sensor on a real Dagster test instance: partitions, runs, cursor, partial files,
+quarantine, duplicates and broken sidecars."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from grace_pipelines.definitions import build_definitions
+from grace_pipelines.inbox import scan_inbox
+from grace_pipelines.settings import load_settings
+from grace_pipelines.state import StateDB
+
+from ..conftest import FIXTURES, Driver
+
+
+def _age(path: Path, seconds: float = 30) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def _drop(inbox: Path, name: str, data: bytes | None = None, source: str | None = None, age: bool = True) -> Path:
+    inbox.mkdir(parents=True, exist_ok=True)
+    target = inbox / name
+    if data is not None:
+        target.write_bytes(data)
+    else:
+        shutil.copyfile(FIXTURES / (source or name), target)
+    if age:
+        _age(target)
+    return target
+
+
+@pytest.fixture
+def setup(home: Path):
+    settings = load_settings(home=home, settle_seconds=2.0)
+    settings.ensure_dirs()
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        yield settings, defs, Driver(defs, instance), StateDB(settings.state_url)
+
+
+def test_new_files_become_partitions_and_runs(setup) -> None:
+    settings, _defs, driver, db = setup
+    _drop(settings.inbox, "standup.mp3")
+    _drop(settings.inbox / "meeting", "migration.wav")
+    _drop(settings.inbox, "project_notes.md")
+    result = driver.tick("inbox_sensor")
+    keys = {r.partition_key for r in result.run_requests}
+    assert len(keys) == 3
+    assert set(driver.instance.get_dynamic_partitions("sources")) == keys
+    assert all(r.run_key == r.partition_key for r in result.run_requests)
+    origins = {db.get_source(k).title: db.get_source(k).origin for k in keys}
+    assert origins == {"standup.mp3": "voice_note", "migration.wav": "meeting", "project_notes.md": "document"}
+    for k in keys:
+        assert len(k) == 16 and int(k, 16) >= 0
+    # cursor: the next tick has nothing new
+    again = driver.tick("inbox_sensor")
+    assert again.run_requests == [] and again.skip_reason
+
+
+def test_partial_and_hidden_files_wait(setup) -> None:
+    settings, _defs, driver, db = setup
+    fresh = _drop(settings.inbox, "standup.mp3", age=False)  # still being written
+    _drop(settings.inbox, "groceries.ogg.part", source="groceries.ogg")
+    _drop(settings.inbox, ".hidden.wav", source="migration.wav")
+    first = driver.tick("inbox_sensor")
+    assert first.run_requests == []
+    assert "1 still being written" in first.skip_reason.skip_message
+    _age(fresh)
+    second = driver.tick("inbox_sensor")
+    assert [db.get_source(r.partition_key).title for r in second.run_requests] == ["standup.mp3"]
+    os.rename(settings.inbox / "groceries.ogg.part", settings.inbox / "groceries.ogg")  # download finished
+    third = driver.tick("inbox_sensor")
+    assert [db.get_source(r.partition_key).title for r in third.run_requests] == ["groceries.ogg"]
+
+
+def test_bad_files_are_quarantined_with_reason_and_others_go_on(setup) -> None:
+    settings, _defs, driver, db = setup
+    for name in ("corrupt.mp3", "empty.wav", "unknown.xyz", "standup.mp3"):
+        _drop(settings.inbox, name)
+    hostile = "-rf \x1b[31mred\nname.wav"
+    _drop(settings.inbox, hostile, data=b"RIFF....not really a wave file")
+    result = driver.tick("inbox_sensor")
+    assert len(result.run_requests) == 1
+    reasons = {q["filename"]: q["reason"] for q in db.list_quarantine()}
+    assert "not decodable audio" in reasons["corrupt.mp3"]
+    assert "empty (0 bytes)" in reasons["empty.wav"]
+    assert "unsupported file type .xyz" in reasons["unknown.xyz"]
+    hostile_entry = next(name for name in reasons if "red" in name)
+    assert "\n" not in hostile_entry and "\x1b" not in hostile_entry
+    files = sorted(p.name for p in settings.quarantine.iterdir())
+    assert sum(f.endswith(".reason.txt") for f in files) == 4
+    for reason_file in settings.quarantine.glob("*corrupt.mp3.reason.txt"):
+        assert "corrupt.mp3" in reason_file.read_text() and "not decodable" in reason_file.read_text()
+    # nothing lost: the quarantined bytes are kept
+    kept = next(settings.quarantine.glob("*-corrupt.mp3"))
+    assert kept.read_bytes() == (FIXTURES / "corrupt.mp3").read_bytes()
+    assert [p.name for p in settings.inbox.iterdir()] == ["standup.mp3"]
+
+
+def test_same_bytes_twice_make_one_source(setup) -> None:
+    settings, _defs, driver, db = setup
+    _drop(settings.inbox, "standup.mp3")
+    _drop(settings.inbox, "standup copy.mp3", source="standup.mp3")
+    result = driver.tick("inbox_sensor")
+    assert len(result.run_requests) == 1
+    assert len(db.list_sources()) == 1
+    assert len(list(settings.inbox.iterdir())) == 1, "the duplicate copy is removed"
+    _drop(settings.inbox, "standup again.mp3", source="standup.mp3")
+    assert driver.tick("inbox_sensor").run_requests == []
+    assert len(db.list_sources()) == 1
+
+
+def test_sidecar_grants_are_recorded_and_broken_sidecar_hits_only_its_source(setup) -> None:
+    settings, _defs, driver, db = setup
+    _drop(settings.inbox, "standup.mp3.consent.json")
+    _drop(settings.inbox, "standup.mp3")
+    _drop(settings.inbox, "groceries.ogg.consent.json", data=b'{"participants": ["me"], "grants": [{"party": "me", "scopes": ["teleport"]}]}')
+    _drop(settings.inbox, "groceries.ogg")
+    result = driver.tick("inbox_sensor")
+    (request,) = result.run_requests
+    row = db.get_source(request.partition_key)
+    assert row.title == "standup.mp3" and row.participants == ["me", "priya"]
+    rows = db.consent_rows(source_key=row.key)
+    assert {(r["party"], r["scope"], r["method"]) for r in rows} == {
+        ("me", "transcribe", "sidecar"), ("me", "index", "sidecar"),
+        ("priya", "transcribe", "sidecar"), ("priya", "index", "sidecar"),
+    }
+    (q,) = db.list_quarantine()
+    assert q["filename"] == "groceries.ogg"
+    assert "groceries.ogg.consent.json" in q["reason"] and "unknown consent scope 'teleport'" in q["reason"]
+    assert [p.name for p in settings.inbox.iterdir()] == ["standup.mp3"], "sidecars consumed, media waits for its run"
+
+
+def test_late_sidecar_applies_to_registered_source(setup) -> None:
+    settings, _defs, driver, db = setup
+    _drop(settings.inbox, "migration.wav")
+    (request,) = driver.tick("inbox_sensor").run_requests
+    _drop(settings.inbox, "migration.wav.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    driver.tick("inbox_sensor")
+    assert {r["scope"] for r in db.consent_rows(source_key=request.partition_key)} == {"transcribe", "index"}
+    assert not (settings.inbox / "migration.wav.consent.json").exists()
+
+
+def test_cursor_caps_work_per_tick_and_never_repeats(home: Path) -> None:
+    settings = load_settings(home=home, settle_seconds=0.0, max_files_per_tick=40)
+    settings.ensure_dirs()
+    db = StateDB(settings.state_url)
+    for i in range(100):
+        _drop(settings.inbox, f"note-{i:03d}.txt", data=f"note number {i}\n".encode())
+    cursor, seen = None, []
+    for _ in range(4):
+        result = scan_inbox(settings, db, cursor)
+        cursor = result.cursor
+        seen.extend(d.key for d in result.new)
+    assert len(seen) == 100 and len(set(seen)) == 100
+    assert scan_inbox(settings, db, cursor).new == []

@@ -1,0 +1,67 @@
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from grace_pipelines.consent import ConsentError, ConsentEvent, expand_scope, missing_parties, parse_sidecar
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+def ev(party: str, scope: str, action: str = "grant", minutes: int = 0, expires: int | None = None) -> ConsentEvent:
+    at = NOW - timedelta(minutes=60 - minutes)
+    return ConsentEvent(party, scope, action, at, (NOW + timedelta(minutes=expires)) if expires is not None else None)
+
+
+def test_every_participant_must_grant() -> None:
+    events = [ev("me", "transcribe")]
+    assert missing_parties(["me", "priya"], events, "transcribe", NOW) == ["priya"]
+    assert missing_parties(["me", "priya"], events, "index", NOW) == ["me", "priya"]
+    events.append(ev("priya", "transcribe", minutes=5))
+    assert missing_parties(["me", "priya"], events, "transcribe", NOW) == []
+
+
+def test_latest_event_wins_and_revocation_counts() -> None:
+    events = [ev("me", "index"), ev("me", "index", "revoke", minutes=10)]
+    assert missing_parties(["me"], events, "index", NOW) == ["me"]
+    events.append(ev("me", "index", minutes=20))
+    assert missing_parties(["me"], events, "index", NOW) == []
+
+
+def test_expired_grant_is_no_grant() -> None:
+    assert missing_parties(["me"], [ev("me", "index", expires=-1)], "index", NOW) == ["me"]
+    assert missing_parties(["me"], [ev("me", "index", expires=5)], "index", NOW) == []
+
+
+def test_scopes() -> None:
+    assert expand_scope("all") == ("transcribe", "index")
+    with pytest.raises(ConsentError, match="unknown consent scope 'publish'"):
+        expand_scope("publish")
+
+
+def test_sidecar_parses_and_defaults_to_owner() -> None:
+    raw = json.dumps({"participants": ["me", "priya"], "grants": [{"party": "me", "scopes": ["transcribe", "index"]}]})
+    parsed = parse_sidecar(raw.encode(), name="a.mp3.consent.json", owner="me")
+    assert parsed.participants == ["me", "priya"]
+    assert parsed.grants == [("me", "transcribe"), ("me", "index")]
+    parsed = parse_sidecar(b'{"grants": [{"party": "owner", "scopes": ["all"]}]}', name="b", owner="owner")
+    assert parsed.participants == ["owner"] and len(parsed.grants) == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        (b'{"participants": [], "grants": []}', "participants"),
+        (b'{"grants": [{"party": "me", "scopes": ["publish"]}]}', "unknown consent scope"),
+        (b'{"grants": [{"party": "eve", "scopes": ["index"]}]}', "'eve', who is not a participant"),
+        (b'{"grants": "all"}', "grants"),
+        (b'{"participants": ["me"], "extra": 1}', "extra"),
+    ],
+)
+def test_broken_sidecars_name_the_file_and_problem(raw: bytes, needle: str) -> None:
+    with pytest.raises(ConsentError) as err:
+        parse_sidecar(raw, name="talk.m4a.consent.json", owner="me")
+    assert "talk.m4a.consent.json" in str(err.value)
+    assert needle in str(err.value)

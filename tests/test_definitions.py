@@ -1,0 +1,46 @@
+"""The single Definitions object loads and follows the house conventions."""
+
+import dagster as dg
+
+from grace_pipelines.definitions import build_definitions, defs
+from grace_pipelines.settings import load_settings
+
+
+def test_module_defs_load_and_validate() -> None:
+    assert isinstance(defs, dg.Definitions)
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_every_asset_has_docstring_group_and_kinds(tmp_path) -> None:
+    d = build_definitions(load_settings(home=tmp_path))
+    graph = d.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"source", "transcript", "chunks", "embeddings"} <= keys
+    for spec in d.resolve_all_asset_specs():
+        assert spec.description and len(spec.description) > 20, f"{spec.key} lacks a docstring"
+        assert spec.group_name and spec.group_name != "default", f"{spec.key} lacks a group"
+        assert spec.kinds, f"{spec.key} lacks kinds"
+        assert spec.partitions_def is not None and spec.partitions_def.name == "sources"
+
+
+def test_consent_checks_are_blocking() -> None:
+    checks = {spec.key.name: spec for spec in defs.resolve_all_asset_check_specs()} if hasattr(defs, "resolve_all_asset_check_specs") else None
+    if checks is None:
+        graph = defs.resolve_asset_graph()
+        checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert checks["consent_transcribe"].asset_key == dg.AssetKey("source")
+    assert checks["consent_index"].asset_key == dg.AssetKey("transcript")
+    assert checks["consent_transcribe"].blocking and checks["consent_index"].blocking
+
+
+def test_sensors_job_and_pool(tmp_path) -> None:
+    d = build_definitions(load_settings(home=tmp_path, inbox_poll_seconds=2))
+    inbox = d.get_sensor_def("inbox_sensor")
+    assert inbox.minimum_interval_seconds == 2
+    assert inbox.default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.get_sensor_def("consent_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    job = d.resolve_job_def("ingest_job")
+    assert job.partitions_def.name == "sources"
+    transcript = next(a for a in d.resolve_all_asset_specs() if a.key == dg.AssetKey("transcript"))
+    assert d.resolve_assets_def(dg.AssetKey("transcript")).op.pool == "transcription"
+    assert transcript.kinds >= {"whisper"}
