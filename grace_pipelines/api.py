@@ -6,6 +6,7 @@ in the web UI); nothing here transcribes or indexes on a side path.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -55,6 +56,8 @@ class SearchResult:
     chunk_index: int
     line_start: int | None = None
     line_end: int | None = None
+    passage_start_s: float | None = None  # the whole chunk's window; start_s/end_s pinpoint
+    passage_end_s: float | None = None  # the sentence that best matches the query
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,7 +264,36 @@ class Grace:
             )
             if len(results) >= k:
                 break
+        self._pinpoint(query, vector, results, [h.row for h in hits])
         return results
+
+    def _pinpoint(self, query: str, vector: Any, results: list[SearchResult], rows: list[dict[str, Any]]) -> None:
+        """Narrow each recording's window to the sentence that best matches the query."""
+        by_id = {(r["source_key"], int(r["chunk_index"])): r for r in rows}
+        texts: list[str] = []
+        owners: list[tuple[int, list[float]]] = []
+        for i, result in enumerate(results):
+            row = by_id.get((result.source_key, result.chunk_index), {})
+            moments = json.loads(row.get("moments") or "[]")
+            result.passage_start_s, result.passage_end_s = result.start_s, result.end_s
+            if len(moments) < 2:
+                continue
+            for moment in moments:
+                texts.append(result.text[int(moment[0]) : int(moment[1])])
+                owners.append((i, moment))
+        if not texts:
+            return
+        embedder = self.defs.resources["embedder"]
+        query_vector = vector if vector is not None else embedder.embed_query(query)
+        similarity = embedder.embed(texts) @ query_vector
+        best: dict[int, tuple[float, list[float]]] = {}
+        for (i, moment), score in zip(owners, similarity):
+            if i not in best or score > best[i][0]:
+                best[i] = (float(score), moment)
+        for i, (_score, moment) in best.items():
+            result = results[i]
+            result.start_s, result.end_s = float(moment[2]), float(moment[3])
+            result.citation = citation_for({"title": result.title, "start_s": result.start_s, "end_s": result.end_s})
 
     # ---- consent --------------------------------------------------------------------------
     def resolve(self, ref: str) -> SourceRow:

@@ -76,7 +76,9 @@ def test_drop_to_cited_answer_with_consent(stack, manifest) -> None:
     hits = grace.search("When is the quarterly report due?", k=3)
     assert hits[0].title == "standup.mp3" and hits[0].kind == "audio"
     assert hits[0].start_s <= deadline["start_s"] + 0.5 and hits[0].end_s >= deadline["end_s"] - 0.5
-    assert hits[0].citation.startswith("standup.mp3 @ 00:0")
+    assert hits[0].end_s - hits[0].start_s < 6, "the window points at the sentence, not the whole note"
+    assert hits[0].passage_start_s <= hits[0].start_s and hits[0].passage_end_s >= hits[0].end_s
+    assert hits[0].citation == f"standup.mp3 @ 00:0{int(hits[0].start_s)}-00:0{-int(-hits[0].end_s // 1)}"
     market = grace.search("What should I pick up at the shop?", k=1)
     assert market[0].title == "groceries.ogg"
 

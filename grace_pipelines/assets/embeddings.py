@@ -6,6 +6,7 @@ embedding model's name and version.
 """
 
 
+import json
 import time
 
 import dagster as dg
@@ -50,6 +51,7 @@ def embeddings(
             "end_s": p.get("end_s"),
             "line_start": p.get("line_start"),
             "line_end": p.get("line_end"),
+            "moments": json.dumps(p.get("moments") or []),
             "model": embedder.model_name,
             "model_version": embedder.model_version,
             "vector": vector.tolist(),

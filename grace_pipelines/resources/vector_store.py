@@ -41,6 +41,7 @@ def chunks_schema(dim: int) -> pa.Schema:
             pa.field("end_s", pa.float64()),
             pa.field("line_start", pa.int32()),
             pa.field("line_end", pa.int32()),
+            pa.field("moments", pa.string()),  # JSON [[from, to, start_s, end_s], ...] per sentence
             pa.field("model", pa.string()),
             pa.field("model_version", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),

@@ -27,6 +27,9 @@ class Chunk:
     end_s: float | None = None
     line_start: int | None = None
     line_end: int | None = None
+    # per sentence of a transcript chunk: (char offset in chunk, end offset, start_s, end_s),
+    # so search can point at the exact moment inside a longer passage
+    moments: tuple[tuple[int, int, float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,10 +160,19 @@ def _window(spans: Sequence[TimedSpan], start: int, end: int) -> tuple[float | N
 def chunk_transcript(segments: Sequence[dict[str, Any]], size: int = 500, overlap: int = 100) -> list[Chunk]:
     """Chunks of a transcript, each with the seconds of the speech it covers."""
     text, spans = join_segments(segments)
+    sentences = sentence_spans(text)
     chunks = []
     for index, (start, end) in enumerate(pack_spans(text, size, overlap)):
         start_s, end_s = _window(spans, start, end)
-        chunks.append(Chunk(index, text[start:end], start, end, start_s=start_s, end_s=end_s))
+        moments = []
+        for s_start, s_end in sentences:
+            if s_start >= start and s_end <= end:
+                m_start, m_end = _window(spans, s_start, s_end)
+                if m_start is not None and m_end is not None:
+                    moments.append((s_start - start, s_end - start, m_start, m_end))
+        chunks.append(
+            Chunk(index, text[start:end], start, end, start_s=start_s, end_s=end_s, moments=tuple(moments))
+        )
     return chunks
 
 
