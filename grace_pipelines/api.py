@@ -19,7 +19,12 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.consent import ConsentError, expand_scope, grant_command, missing_parties
+from grace_pipelines.consent import (
+    ConsentError,
+    expand_scope,
+    grant_command,
+    missing_parties,
+)
 from grace_pipelines.inbox import ORIGINS, scan_inbox
 from grace_pipelines.media import SIDECAR_SUFFIX, is_ignorable, safe_name
 from grace_pipelines.settings import GraceSettings, load_settings

@@ -22,7 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grace_pipelines.consent import ConsentError, parse_sidecar
-from grace_pipelines.media import SIDECAR_SUFFIX, MediaError, is_ignorable, probe, safe_name
+from grace_pipelines.media import (
+    SIDECAR_SUFFIX,
+    MediaError,
+    is_ignorable,
+    probe,
+    safe_name,
+)
 from grace_pipelines.settings import GraceSettings
 from grace_pipelines.state import StateDB
 

@@ -3,7 +3,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from grace_pipelines.consent import ConsentError, ConsentEvent, expand_scope, missing_parties, parse_sidecar
+from grace_pipelines.consent import (
+    ConsentError,
+    ConsentEvent,
+    expand_scope,
+    missing_parties,
+    parse_sidecar,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

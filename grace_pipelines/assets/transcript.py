@@ -8,7 +8,11 @@ and real-time factor, never the words. Carries the blocking check `consent_index
 
 import dagster as dg
 
-from grace_pipelines.assets.consent_gate import consent_check_result, load_row, require_consent
+from grace_pipelines.assets.consent_gate import (
+    consent_check_result,
+    load_row,
+    require_consent,
+)
 from grace_pipelines.assets.source import ORIGINAL, source
 from grace_pipelines.media import MediaError, decode_text
 from grace_pipelines.partitions import sources_partitions

@@ -133,8 +133,9 @@ class Embedder(dg.ConfigurableResource):
             )
         client = openai.OpenAI(api_key=self.openai_api_key, base_url=self.openai_base_url, max_retries=6)
         vectors: list[Any] = []
-        for start in range(0, len(texts), max(1, min(self.batch_size, 2048))):
-            batch = texts[start : start + self.batch_size]
+        step = max(1, min(self.batch_size, 2048))  # the API takes at most 2,048 inputs
+        for start in range(0, len(texts), step):
+            batch = texts[start : start + step]
             try:
                 response = client.embeddings.create(model=self.openai_model, input=batch)
             except openai.OpenAIError as exc:

@@ -201,22 +201,26 @@ class Transcriber(dg.ConfigurableResource):
         except openai.OpenAIError as exc:
             raise TranscriptionError(f"{name}: transcription API failed ({type(exc).__name__})") from None
         data = response.model_dump() if hasattr(response, "model_dump") else dict(response)
-        words = data.get("words") or []
-        segments = []
-        for seg in data.get("segments") or []:
-            start, end = float(seg["start"]), float(seg["end"])
-            segments.append(
-                {
-                    "start": start,
-                    "end": end,
-                    "text": (seg.get("text") or "").strip(),
-                    "words": [
-                        {"start": float(w["start"]), "end": float(w["end"]), "word": w["word"].strip()}
-                        for w in words
-                        if float(w["start"]) >= start and float(w["end"]) <= end + 0.01
-                    ],
-                }
-            )
+        raw_segments = data.get("segments") or []
+        # Words are timed apart from segments: give each word to the last segment that
+        # starts at or before it, so none is lost at a segment edge.
+        buckets: list[list[dict[str, Any]]] = [[] for _ in raw_segments]
+        starts = [float(seg["start"]) for seg in raw_segments]
+        for w in data.get("words") or []:
+            if not buckets:
+                break
+            w_start = float(w["start"])
+            index = max((i for i, s in enumerate(starts) if s <= w_start), default=0)
+            buckets[index].append({"start": w_start, "end": float(w["end"]), "word": str(w["word"]).strip()})
+        segments = [
+            {
+                "start": float(seg["start"]),
+                "end": float(seg["end"]),
+                "text": (seg.get("text") or "").strip(),
+                "words": bucket,
+            }
+            for seg, bucket in zip(raw_segments, buckets)
+        ]
         if not segments and data.get("text"):
             segments = [{"start": 0.0, "end": float(data.get("duration") or 0), "text": data["text"].strip(), "words": []}]
         return Transcription(

@@ -1,7 +1,12 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grace_pipelines.text.chunking import chunk_document, chunk_transcript, pack_spans, sentence_spans
+from grace_pipelines.text.chunking import (
+    chunk_document,
+    chunk_transcript,
+    pack_spans,
+    sentence_spans,
+)
 
 
 def _segments(sentences: list[str], seconds_each: float = 3.0) -> list[dict]:

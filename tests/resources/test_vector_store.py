@@ -1,0 +1,307 @@
+"""VectorStore on a real LanceDB folder: replace-on-upsert, three search modes, errors; fuse_rrf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grace_pipelines.resources.vector_store import (
+    Hit,
+    VectorStore,
+    VectorStoreError,
+    fuse_rrf,
+)
+
+DIM = 8
+A = "aaaaaaaaaaaaaaaa"
+B = "0123456789abcdef"
+
+A_TEXTS = [
+    "Notes from several meetings about the database migration to Postgres",
+    "Buy oat milk, coffee beans and fresh basil at the market",
+    "The deadline for the quarterly report has moved to Friday",
+]
+B_TEXTS = [
+    "Marco is worried about downtime during the switch over",
+    "The dentist appointment is on Tuesday afternoon",
+    "Priya will send the budget figures by Wednesday",
+    "The insurance policy number is in the blue folder",
+]
+
+
+def unit_vectors(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, DIM))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_rows(key: str, texts: list[str], vectors: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"{key}:{i}",
+            "source_key": key,
+            "chunk_index": i,
+            "text": text,
+            "title": f"title {key}",
+            "kind": "audio",
+            "start_s": float(i),
+            "end_s": float(i) + 0.5,
+            "line_start": None,
+            "line_end": None,
+            "model": "test-model",
+            "model_version": "1",
+            "vector": vec.tolist(),
+        }
+        for i, (text, vec) in enumerate(zip(texts, vectors))
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> VectorStore:
+    return VectorStore(uri=str(tmp_path / "lancedb"))
+
+
+@pytest.fixture
+def filled(store: VectorStore) -> tuple[VectorStore, np.ndarray, np.ndarray]:
+    va, vb = unit_vectors(len(A_TEXTS), 1), unit_vectors(len(B_TEXTS), 2)
+    assert store.upsert_source(A, make_rows(A, A_TEXTS, va), DIM) == len(A_TEXTS)
+    assert store.upsert_source(B, make_rows(B, B_TEXTS, vb), DIM) == len(B_TEXTS)
+    return store, va, vb
+
+
+def all_ids(store: VectorStore) -> list[str]:
+    table = store.table()
+    assert table is not None
+    return sorted(table.to_arrow().column("id").to_pylist())
+
+
+def test_empty_store(store: VectorStore) -> None:
+    assert store.table() is None
+    assert store.count() == 0
+    assert store.count(A) == 0
+    assert store.search("anything", unit_vectors(1, 0)[0], k=3, mode="hybrid") == []
+    assert store.delete_source(A) == 0
+
+
+def test_upsert_two_sources_and_count(filled: Any) -> None:
+    store, _, _ = filled
+    assert store.count() == len(A_TEXTS) + len(B_TEXTS)
+    assert store.count(A) == len(A_TEXTS)
+    assert store.count(B) == len(B_TEXTS)
+    assert all_ids(store) == sorted([f"{A}:{i}" for i in range(3)] + [f"{B}:{i}" for i in range(4)])
+
+
+def test_reupsert_with_fewer_rows_replaces_without_duplicates(filled: Any) -> None:
+    store, _, vb = filled
+    new_vectors = unit_vectors(2, 3)
+    new_texts = ["Rewritten first chunk about the parallel run", "Rewritten second chunk about rollback"]
+    # re-materialise B twice: idempotent, never duplicates
+    for _ in range(2):
+        assert store.upsert_source(B, make_rows(B, new_texts, new_vectors), DIM) == 2
+        assert store.count(B) == 2
+        assert store.count(A) == len(A_TEXTS)
+        assert store.count() == len(A_TEXTS) + 2
+    assert all_ids(store) == sorted([f"{A}:{i}" for i in range(3)] + [f"{B}:0", f"{B}:1"])
+    # the rows carry the new content, and the dropped chunk is no longer searchable
+    table = store.table()
+    rows = {r["id"]: r for r in table.search().where(f"source_key = '{B}'").to_list()}
+    assert rows[f"{B}:0"]["text"] == new_texts[0]
+    np.testing.assert_allclose(rows[f"{B}:1"]["vector"], new_vectors[1], atol=1e-6)
+    assert store.search("dentist appointment", None, k=5, mode="keyword") == []
+    # the surplus rows B:2 and B:3 are gone from vector search too
+    for old in vb[2:]:
+        ids = [h.row["id"] for h in store.search("x", old, k=10, mode="vector")]
+        assert len(ids) == len(A_TEXTS) + 2
+        assert f"{B}:2" not in ids and f"{B}:3" not in ids
+    # and new words are findable right away
+    hits = store.search("rollback", None, k=5, mode="keyword")
+    assert [h.row["id"] for h in hits] == [f"{B}:1"]
+
+
+def test_upsert_empty_rows_clears_source(filled: Any) -> None:
+    store, _, _ = filled
+    assert store.upsert_source(A, [], DIM) == 0
+    assert store.count(A) == 0
+    assert store.count(B) == len(B_TEXTS)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("meeting", f"{A}:0"),  # stored text says "meetings"
+        ("migrations", f"{A}:0"),  # stored text says "migration"
+        ("appointments", f"{B}:1"),
+        ("figure", f"{B}:2"),
+        ("Wednesday's budget?", f"{B}:2"),  # punctuation is stripped from the query
+    ],
+)
+def test_keyword_search_is_stemmed(filled: Any, query: str, expected: str) -> None:
+    store, _, _ = filled
+    hits = store.search(query, None, k=5, mode="keyword")
+    assert hits, f"no keyword hit for {query!r}"
+    assert hits[0].row["id"] == expected
+    assert hits[0].score > 0
+    assert "_score" not in hits[0].row
+
+
+def test_keyword_search_without_matches_or_terms(filled: Any) -> None:
+    store, _, _ = filled
+    assert store.search("xylophone", None, k=5, mode="keyword") == []
+    assert store.search("?!", None, k=5, mode="keyword") == []  # no word characters at all
+
+
+def test_vector_search_returns_identical_vector_first(filled: Any) -> None:
+    store, va, vb = filled
+    for key, vectors in ((A, va), (B, vb)):
+        for i, vec in enumerate(vectors):
+            hits = store.search("ignored", vec, k=3, mode="vector")
+            assert len(hits) == 3
+            assert hits[0].row["id"] == f"{key}:{i}"
+            assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+            assert "_distance" not in hits[0].row
+            scores = [h.score for h in hits]
+            assert scores == sorted(scores, reverse=True)
+            assert all(s < 1.0 - 1e-3 for s in scores[1:])
+
+
+def test_vector_search_is_cosine_not_l2(filled: Any) -> None:
+    store, va, _ = filled
+    # a scaled query vector has the same cosine similarity
+    hits = store.search("ignored", va[2] * 7.5, k=1, mode="vector")
+    assert hits[0].row["id"] == f"{A}:2"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_vector_mode_needs_a_vector(filled: Any) -> None:
+    store, _, _ = filled
+    with pytest.raises(VectorStoreError, match="vector"):
+        store.search("deadline", None, k=3, mode="vector")
+
+
+def test_hybrid_ranks_row_top_in_both_first(filled: Any) -> None:
+    store, _, vb = filled
+    # keyword "budget figures" only matches B:2; its vector is the query vector
+    hits = store.search("budget figures", vb[2], k=4, mode="hybrid")
+    assert hits[0].row["id"] == f"{B}:2"
+    assert hits[0].score == pytest.approx(2 / 61)
+    assert len(hits) == 4
+    assert all(h.score < hits[0].score for h in hits[1:])
+
+
+def test_hybrid_combines_keyword_and_vector(filled: Any) -> None:
+    store, va, _ = filled
+    # vector points at A:1 (groceries); keyword points at B:0 (downtime): both must appear at the top,
+    # ahead of rows that only come 2nd or later in the vector ranking.
+    # B:0 also appears somewhere in the vector ranking (all rows do), so it wins.
+    hits = store.search("downtime", va[1], k=3, mode="hybrid")
+    assert [h.row["id"] for h in hits[:2]] == [f"{B}:0", f"{A}:1"]
+    assert hits[0].score > 1 / 61
+    assert hits[1].score == pytest.approx(1 / 61)
+    assert hits[2].score <= 1 / 62 + 1e-12
+
+
+def test_k_limits_results(filled: Any) -> None:
+    store, va, _ = filled
+    assert len(store.search("the", va[0], k=2, mode="vector")) == 2
+    assert store.search("budget", va[0], k=0, mode="hybrid") == []
+
+
+@pytest.mark.parametrize("mode", ["semantic", "", "HYBRID", "bm25"])
+def test_invalid_mode_raises(filled: Any, mode: str) -> None:
+    store, va, _ = filled
+    with pytest.raises(VectorStoreError, match="unknown search mode"):
+        store.search("budget", va[0], k=3, mode=mode)
+
+
+def test_invalid_mode_raises_even_on_empty_store(store: VectorStore) -> None:
+    with pytest.raises(VectorStoreError):
+        store.search("budget", None, k=3, mode="semantic")
+
+
+@pytest.mark.parametrize("key", ["short", "A" * 16, "aaaaaaaaaaaaaaaa' OR '1'='1", "../aaaaaaaaaaaaaa", "g" * 16])
+def test_invalid_source_key_raises(filled: Any, key: str) -> None:
+    store, va, _ = filled
+    with pytest.raises(VectorStoreError, match="invalid source key"):
+        store.upsert_source(key, make_rows(key, ["text"], va[:1]), DIM)
+    with pytest.raises(VectorStoreError, match="invalid source key"):
+        store.count(key)
+    with pytest.raises(VectorStoreError, match="invalid source key"):
+        store.delete_source(key)
+    assert store.count() == len(A_TEXTS) + len(B_TEXTS)
+
+
+def test_invalid_source_key_raises_on_fresh_store(store: VectorStore) -> None:
+    with pytest.raises(VectorStoreError, match="invalid source key"):
+        store.upsert_source("not-a-key", [], DIM)
+    assert store.table() is None
+
+
+def test_dimension_mismatch_raises(filled: Any) -> None:
+    store, _, _ = filled
+    wide = np.ones((1, 16), dtype=np.float32) / 4.0
+    rows = make_rows(A, ["sixteen dims"], wide)
+    with pytest.raises(VectorStoreError) as info:
+        store.upsert_source(A, rows, 16)
+    message = str(info.value)
+    assert "8" in message and "16" in message
+    assert "8-d" in message and "16-d" in message
+    # nothing was changed
+    assert store.count(A) == len(A_TEXTS)
+
+
+def test_delete_source_removes_rows(filled: Any) -> None:
+    store, va, _ = filled
+    assert store.delete_source(A) == len(A_TEXTS)
+    assert store.count(A) == 0
+    assert store.count(B) == len(B_TEXTS)
+    assert store.search("migration", None, k=5, mode="keyword") == []
+    hits = store.search("x", va[0], k=10, mode="vector")
+    assert hits and all(h.row["source_key"] == B for h in hits)
+    assert store.delete_source(A) == 0
+
+
+def test_reopened_store_sees_same_rows(filled: Any, tmp_path: Path) -> None:
+    store, _, vb = filled
+    again = VectorStore(uri=store.uri)
+    assert again.count() == store.count()
+    assert again.search("x", vb[3], k=1, mode="vector")[0].row["id"] == f"{B}:3"
+
+
+# ---- fuse_rrf ----------------------------------------------------------------------------------
+
+
+def _hits(*ids: str) -> list[Hit]:
+    return [Hit({"id": i, "text": f"text {i}"}, 0.0) for i in ids]
+
+
+def test_fuse_rrf_scores_and_order() -> None:
+    fused = fuse_rrf([_hits("a", "b", "c"), _hits("c", "a", "d")], k=10)
+    scores = {h.row["id"]: h.score for h in fused}
+    assert scores["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert scores["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert scores["b"] == pytest.approx(1 / 62)
+    assert scores["d"] == pytest.approx(1 / 63)
+    assert [h.row["id"] for h in fused] == ["a", "c", "b", "d"]
+
+
+def test_fuse_rrf_truncates_to_k_and_custom_constant() -> None:
+    fused = fuse_rrf([_hits("x", "y", "z")], k=2, rrf_k=0)
+    assert [h.row["id"] for h in fused] == ["x", "y"]
+    assert [h.score for h in fused] == pytest.approx([1.0, 0.5])
+
+
+def test_fuse_rrf_empty_inputs() -> None:
+    assert fuse_rrf([], k=5) == []
+    assert fuse_rrf([[], []], k=5) == []
+    assert fuse_rrf([_hits("a")], k=0) == []
+
+
+def test_fuse_rrf_keeps_first_seen_row() -> None:
+    first = [Hit({"id": "a", "text": "from vector"}, 0.9)]
+    second = [Hit({"id": "a", "text": "from keyword"}, 3.2)]
+    fused = fuse_rrf([first, second], k=1)
+    assert fused[0].row["text"] == "from vector"
+    assert fused[0].score == pytest.approx(2 / 61)
