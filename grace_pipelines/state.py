@@ -148,9 +148,21 @@ def engine_for(url: str) -> Engine:
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
 
-        metadata.create_all(engine)
+        migrate(engine)
         _ENGINES[url] = engine
     return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (a no-op when it is current)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "grace_pipelines:migrations")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
 
 
 def dispose_engine(url: str) -> None:
@@ -273,6 +285,8 @@ class StateDB:
         """Append one event per expanded scope; returns the new ledger ids."""
         if action not in ("grant", "revoke"):
             raise ValueError(f"unknown consent action {action!r}")
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValueError("naive datetime given for expires_at; Grace stores timezone-aware UTC only")
         ids = []
         now = utcnow()
         with self.begin() as conn:

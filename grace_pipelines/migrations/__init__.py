@@ -1,0 +1,1 @@
+"""Alembic migrations of the app state database (SQLite and PostgreSQL alike)."""
