@@ -371,10 +371,27 @@ class Grace:
         row = self.db.get_source(key)
         if row is None:
             raise GraceError(f"unknown source {key}")
-        return _status(row)
+        return self._status(row)
+
+    def _status(self, row: SourceRow) -> SourceStatus:
+        status = _status(row)
+        if status.state == "awaiting_consent":
+            now = utcnow()
+            events = self.db.consent_events(row.key)
+            waiting = [scope for scope in ("transcribe", "index") if missing_parties(row.participants, events, scope, now)]
+            if not waiting:
+                status.state = "processing"
+                status.why = "consent complete; consent_sensor launches the held work (or: grace consent grant ... --wait)"
+            else:
+                lines = []
+                for scope in waiting:
+                    missing = missing_parties(row.participants, events, scope, now)
+                    lines.append(f"{scope}: missing consent from {', '.join(missing)} (" + "; ".join(grant_command(row.key, p, scope) for p in missing) + ")")
+                status.why = " | ".join(lines)
+        return status
 
     def status(self) -> list[SourceStatus]:
-        out = [_status(row) for row in self.db.list_sources()]
+        out = [self._status(row) for row in self.db.list_sources()]
         for q in self.db.list_quarantine():
             out.append(SourceStatus(q["source_key"], q["filename"], None, None, "quarantined", q["reason"]))
         return out

@@ -35,6 +35,8 @@ def consent_check_result(db: StateDB, row: SourceRow, scope: str) -> dg.AssetChe
             else f"{scope} needs consent from: {', '.join(missing)}"
         ),
         metadata={
+            "source_key": row.key,
+            "title": row.title,
             "scope": scope,
             "participants": ", ".join(row.participants),
             "missing_parties": ", ".join(missing) or "none",
