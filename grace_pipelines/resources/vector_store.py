@@ -78,7 +78,11 @@ class VectorStore(dg.ConfigurableResource):
     """The LanceDB database under GRACE_HOME/lancedb (or any LanceDB URI)."""
 
     uri: str = Field(description="LanceDB URI (a local folder by default)")
-    reindex_unindexed_rows: int = 20_000
+    optimize_unindexed_rows: int = Field(
+        2_000,
+        description="Fold new rows into the full-text index (and compact) once this many are unindexed; "
+        "unindexed rows are still searched, but by a slow flat scan.",
+    )
 
     def _db(self) -> Any:
         return _connect(self.uri)
@@ -138,19 +142,20 @@ class VectorStore(dg.ConfigurableResource):
         return before
 
     def _ensure_fts(self, table: Any) -> None:
+        """Create the BM25 index on first use; later, `optimize()` folds new rows into it
+        incrementally and compacts the small fragments each upsert leaves."""
         from lancedb.index import FTS
 
-        stats = None
-        names = [ix.name for ix in table.list_indices()]
-        if "text_idx" in names:
-            stats = table.index_stats("text_idx")
-            if stats is None or (stats.num_unindexed_rows or 0) < self.reindex_unindexed_rows:
-                return
-        table.create_index(
-            "text",
-            config=FTS(with_position=False, stem=True, language="English", remove_stop_words=True),
-            replace=True,
-        )
+        if "text_idx" not in [ix.name for ix in table.list_indices()]:
+            table.create_index(
+                "text",
+                config=FTS(with_position=False, stem=True, language="English", remove_stop_words=True),
+                replace=True,
+            )
+            return
+        stats = table.index_stats("text_idx")
+        if stats is not None and (stats.num_unindexed_rows or 0) >= self.optimize_unindexed_rows:
+            table.optimize()
 
     # ---- search --------------------------------------------------------------------------
     def search(
