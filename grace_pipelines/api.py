@@ -40,6 +40,8 @@ concurrency:
     max_concurrent_runs: 4
   pools:
     default_limit: 1   # the "transcription" pool: one Whisper at a time on a CPU machine
+run_queue:
+  dequeue_interval_seconds: 1   # default 5; measured: drop-to-searchable median 12.3 s -> 7.9 s
 """
 
 
