@@ -44,3 +44,21 @@ def test_sensors_job_and_pool(tmp_path) -> None:
     transcript = next(a for a in d.resolve_all_asset_specs() if a.key == dg.AssetKey("transcript"))
     assert d.resolve_assets_def(dg.AssetKey("transcript")).op.pool == "transcription"
     assert transcript.kinds >= {"whisper"}
+
+
+def test_workspace_and_pyproject_load_with_the_dagster_cli(tmp_path) -> None:
+    """What `dagster dev -w workspace.yaml` (grace dev) and bare `dagster dev` load."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GRACE_HOME": str(tmp_path / "home")}
+    for args in (["-w", "workspace.yaml"], []):
+        done = subprocess.run(
+            [sys.executable, "-m", "dagster", "definitions", "validate", *args],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "All code locations passed validation" in done.stdout + done.stderr
