@@ -132,3 +132,13 @@ def test_drop_to_cited_answer_with_consent(stack, manifest) -> None:
     assert {"segments", "words", "audio_s", "real_time_factor", "language"} <= set(md)
     text = " ".join(str(v.value) for v in md.values()).lower()
     assert "deadline" not in text and "postgres" not in text and "basil" not in text
+
+
+def test_revoked_index_consent_hides_a_source_from_search_at_once(home: Path) -> None:
+    with dg.instance_for_test() as instance:
+        grace = Grace(home, instance=instance)
+        grace.ingest([FIXTURES / "groceries.ogg"], wait=True)
+        assert grace.search("dentist appointment", k=1)[0].title == "groceries.ogg"
+        grace.revoke("groceries.ogg", "me", "index")
+        for mode in ("hybrid", "vector", "keyword"):
+            assert grace.search("dentist appointment", k=5, mode=mode) == []

