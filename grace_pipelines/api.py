@@ -45,6 +45,9 @@ run_queue:
 """
 
 
+SYSTEM_FAILURE = "system failure"
+
+
 class GraceError(Exception):
     """A user error (bad argument, unknown source, ...): the CLI exits 1 with this message."""
 
@@ -216,7 +219,25 @@ class Grace:
                     raise_on_error=False,
                 )
                 outcome[key] = result.success
+                if not result.success:
+                    self._record_unexpected_failure(key, result)
         return outcome
+
+    def _record_unexpected_failure(self, key: str, result: dg.ExecuteInProcessResult) -> None:
+        """A run that failed for a reason no stage recorded (not consent, not bad input) is a
+        system failure: say so in the source's state instead of leaving it 'processing'."""
+        row = self.db.get_source(key)
+        if row is None or row.stage in ("awaiting_consent", "failed"):
+            return
+        messages = []
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+                error = event.step_failure_data.error
+                while error.cause is not None:  # Dagster wraps the user error; show the root
+                    error = error.cause
+                messages.append(error.message.strip().splitlines()[0])
+        detail = messages[0] if messages else "the run failed"
+        self.db.set_stage(key, "failed", reason=f"{SYSTEM_FAILURE}: {detail[:300]}")
 
     def _run_config(self) -> dict[str, Any]:
         return {

@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from grace_pipelines.api import Grace, GraceError
+from grace_pipelines.api import SYSTEM_FAILURE, Grace, GraceError
 from grace_pipelines.consent import ConsentError
 from grace_pipelines.settings import SettingsError
 
@@ -95,7 +95,8 @@ def ingest(
         _emit_json({"sources": [o.to_dict() for o in outcomes]})
     else:
         _status_table(outcomes)
-    if any(o.state == "failed" for o in outcomes):
+    # bad input is handled (failed with its reason, bytes kept); only a system failure exits 2
+    if any(o.state == "failed" and o.why.startswith(SYSTEM_FAILURE) for o in outcomes):
         raise typer.Exit(2)
 
 

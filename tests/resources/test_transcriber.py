@@ -324,4 +324,4 @@ def test_unknown_model_offline_is_a_clear_error() -> None:
     bad = Transcriber(model="/no/such/model-dir")
     with pytest.raises(TranscriptionError) as err:
         bad.transcribe((FIXTURES / "standup.mp3").read_bytes(), "standup.mp3")
-    assert "/no/such/model-dir" in str(err.value) and "offline" in str(err.value)
+    assert "/no/such/model-dir" in str(err.value) and "does not exist" in str(err.value)

@@ -161,3 +161,16 @@ def test_cursor_caps_work_per_tick_and_never_repeats(home: Path) -> None:
         seen.extend(d.key for d in result.new)
     assert len(seen) == 100 and len(set(seen)) == 100
     assert scan_inbox(settings, db, cursor).new == []
+
+
+def test_dropping_a_failed_source_again_requests_a_fresh_run(setup) -> None:
+    settings, _defs, driver, db = setup
+    _drop(settings.inbox, "standup.mp3")
+    (first,) = driver.tick("inbox_sensor").run_requests
+    db.set_stage(first.partition_key, "failed", reason="engine was down")
+    (settings.inbox / "standup.mp3").unlink()
+    _drop(settings.inbox, "standup.mp3")
+    (retry,) = driver.tick("inbox_sensor").run_requests
+    assert retry.partition_key == first.partition_key
+    assert retry.run_key != first.run_key and retry.run_key.startswith(f"{first.partition_key}:retry:")
+    assert db.get_source(first.partition_key).stage == "registered"
