@@ -222,13 +222,6 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
         result.new.append(drop)
         return
     existing = db.get_source(key)
-    if existing is not None and existing.inbox_path == str(path):
-        # registered by an earlier tick whose run may not have been requested: re-emit
-        # (the run key dedupes), but not while a fresh registration is still starting.
-        age = (datetime.now(timezone.utc) - existing.updated_at).total_seconds()
-        if existing.stage == "registered" and age >= REEMIT_AFTER_S:
-            result.retry.append(drop)
-        return
     if existing is not None and existing.stage == "failed":
         # dropping a failed source again retries it (after a fix of the engine or settings)
         stored = (settings.store / key / "original").is_file()
@@ -237,6 +230,13 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
         db.update_source(key, stage="registered", reason=None, inbox_path=None if stored else str(path))
         drop.run_key = f"{key}:retry:{time.time_ns()}"
         result.retry.append(drop)
+        return
+    if existing is not None and existing.inbox_path == str(path):
+        # registered by an earlier tick whose run may not have been requested: re-emit
+        # (the run key dedupes), but not while a fresh registration is still starting.
+        age = (datetime.now(timezone.utc) - existing.updated_at).total_seconds()
+        if existing.stage == "registered" and age >= REEMIT_AFTER_S:
+            result.retry.append(drop)
         return
     # identical bytes already known: one source; drop the copy
     path.unlink(missing_ok=True)
