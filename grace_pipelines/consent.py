@@ -127,3 +127,42 @@ def parse_sidecar(raw: bytes, *, name: str, owner: str) -> ParsedSidecar:
             )
         grants.extend((grant.party, scope) for scope in grant.scopes)
     return ParsedSidecar(participants=participants, grants=grants)
+
+
+class PolicyRule(BaseModel):
+    """Consent the owner gives once for a kind of recording, instead of per file.
+
+    A rule grants `scopes` on the owner's behalf for sources whose origin is in `origins`
+    (and, with `owner_only`, only when the owner is the sole participant). It never grants
+    for anyone else: other participants always consent themselves.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    origins: list[str] = Field(min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: list(SCOPES))
+    owner_only: bool = True
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for scope in value:
+            out.extend(expand_scope(scope))
+        return list(dict.fromkeys(out))
+
+
+def policy_grants(
+    rules: Sequence[PolicyRule], *, origin: str, participants: Sequence[str], owner: str
+) -> list[tuple[str, str, str]]:
+    """(party, scope, rule name) grants the policy makes for a new source."""
+    if owner not in participants:
+        return []
+    grants: list[tuple[str, str, str]] = []
+    for rule in rules:
+        if origin not in rule.origins:
+            continue
+        if rule.owner_only and list(participants) != [owner]:
+            continue
+        grants.extend((owner, scope, rule.name) for scope in rule.scopes)
+    return list({(p, s): (p, s, r) for p, s, r in grants}.values())

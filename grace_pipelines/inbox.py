@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from grace_pipelines.consent import ConsentError, parse_sidecar
+from grace_pipelines.consent import ConsentError, parse_sidecar, policy_grants
 from grace_pipelines.media import (
     SIDECAR_SUFFIX,
     MediaError,
@@ -216,6 +216,13 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
     )
     if grants:
         _apply_sidecar_grants(db, key, sidecar_path, grants)
+    if created:
+        for party, scope, rule in policy_grants(
+            settings.consent_policy, origin=origin, participants=participants, owner=settings.owner
+        ):
+            db.record_consent(
+                source_key=key, party=party, scope=scope, action="grant", method="policy", actor=f"policy:{rule}"
+            )
     if sidecar_path.exists():
         sidecar_path.unlink(missing_ok=True)
     if created:

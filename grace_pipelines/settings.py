@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from grace_pipelines.consent import PolicyRule
+
 TranscriberEngine = Literal["faster-whisper", "openai", "whisperx"]
 EmbedderEngine = Literal["minilm", "openai"]
 
@@ -38,6 +40,11 @@ class GraceSettings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="Root folder for all state.")
     owner: str = Field("me", min_length=1, description="Party who owns recordings by default.")
+    consent_policy: list[PolicyRule] = Field(
+        default_factory=list,
+        description="Rules granting consent on the owner's behalf, e.g. in grace.toml: "
+        '[[consent_policy]] name = "own-voice-notes", origins = ["voice_note"]',
+    )
 
     # chunking
     chunk_chars: int = Field(500, ge=100, le=10_000)

@@ -71,3 +71,50 @@ def test_broken_sidecars_name_the_file_and_problem(raw: bytes, needle: str) -> N
         parse_sidecar(raw, name="talk.m4a.consent.json", owner="me")
     assert "talk.m4a.consent.json" in str(err.value)
     assert needle in str(err.value)
+
+
+def test_policy_grants_only_for_the_owner_and_matching_origins() -> None:
+    from grace_pipelines.consent import PolicyRule, policy_grants
+
+    rules = [PolicyRule(name="own-notes", origins=["voice_note", "document"])]
+    assert policy_grants(rules, origin="voice_note", participants=["me"], owner="me") == [
+        ("me", "transcribe", "own-notes"), ("me", "index", "own-notes")
+    ]
+    assert policy_grants(rules, origin="meeting", participants=["me"], owner="me") == []
+    assert policy_grants(rules, origin="voice_note", participants=["me", "priya"], owner="me") == []
+    shared = [PolicyRule(name="my-part", origins=["meeting"], scopes=["transcribe"], owner_only=False)]
+    assert policy_grants(shared, origin="meeting", participants=["me", "priya"], owner="me") == [("me", "transcribe", "my-part")]
+    assert policy_grants(shared, origin="meeting", participants=["priya"], owner="me") == []
+    with pytest.raises(Exception, match="unknown consent scope"):
+        PolicyRule(name="x", origins=["api"], scopes=["publish"])
+
+
+def test_policy_from_grace_toml_records_method_policy(tmp_path) -> None:
+    import os
+    import time
+
+    from grace_pipelines.inbox import scan_inbox
+    from grace_pipelines.settings import load_settings
+    from grace_pipelines.state import StateDB
+
+    (tmp_path / "grace.toml").write_text(
+        '[[consent_policy]]\nname = "own-voice-notes"\norigins = ["voice_note"]\n'
+    )
+    settings = load_settings(home=tmp_path, settle_seconds=0)
+    settings.ensure_dirs()
+    (settings.inbox / "meeting").mkdir()
+    note = settings.inbox / "note.txt"  # a document: origin "document", not covered
+    note.write_text("a document")
+    wav = settings.inbox / "migration.wav"
+    wav.write_bytes((__import__("pathlib").Path(__file__).parent / "fixtures" / "migration.wav").read_bytes())
+    past = time.time() - 5
+    for p in (note, wav):
+        os.utime(p, (past, past))
+    db = StateDB(settings.state_url)
+    result = scan_inbox(settings, db)
+    keys = {d.title: d.key for d in result.new}
+    rows = db.consent_rows(source_key=keys["migration.wav"])
+    assert {(r["party"], r["scope"], r["method"], r["actor"]) for r in rows} == {
+        ("me", "transcribe", "policy", "policy:own-voice-notes"), ("me", "index", "policy", "policy:own-voice-notes")
+    }
+    assert db.consent_rows(source_key=keys["note.txt"]) == []
