@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -330,13 +331,22 @@ class Grace:
             raise GraceError(f"no source matches {ref!r} (use a source key, or the file name of a drop)")
         return row
 
-    def grant(self, ref: str, party: str, scope: str = "all", *, actor: str | None = None, wait: bool = False) -> list[int]:
-        return self._consent(ref, party, scope, "grant", actor=actor, wait=wait)
+    def grant(
+        self, ref: str, party: str, scope: str = "all", *, actor: str | None = None, wait: bool = False,
+        expires_at: datetime | None = None,
+    ) -> list[int]:
+        """Record `party`'s consent for `scope` (optionally until `expires_at`, UTC)."""
+        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= utcnow()):
+            raise GraceError("expires_at must be a timezone-aware time in the future")
+        return self._consent(ref, party, scope, "grant", actor=actor, wait=wait, expires_at=expires_at)
 
     def revoke(self, ref: str, party: str, scope: str = "all", *, actor: str | None = None) -> list[int]:
         return self._consent(ref, party, scope, "revoke", actor=actor, wait=False)
 
-    def _consent(self, ref: str, party: str, scope: str, action: str, *, actor: str | None, wait: bool) -> list[int]:
+    def _consent(
+        self, ref: str, party: str, scope: str, action: str, *, actor: str | None, wait: bool,
+        expires_at: datetime | None = None,
+    ) -> list[int]:
         row = self.resolve(ref)
         try:
             expand_scope(scope)
@@ -348,7 +358,7 @@ class Grace:
             )
         ids = self.db.record_consent(
             source_key=row.key, party=party, scope=scope, action=action,
-            method="api" if actor is None else "cli", actor=actor or _whoami(),
+            method="api" if actor is None else "cli", actor=actor or _whoami(), expires_at=expires_at,
         )
         if wait and action == "grant":
             self.release_waiting([row.key])

@@ -25,8 +25,9 @@ from rich.progress import (
 from rich.table import Table
 
 from grace_pipelines.api import SYSTEM_FAILURE, Grace, GraceError
-from grace_pipelines.consent import ConsentError
+from grace_pipelines.consent import ConsentError, parse_ttl
 from grace_pipelines.settings import SettingsError
+from grace_pipelines.state import utcnow
 
 app = typer.Typer(help="Grace: recordings and documents become searchable, cited knowledge.", no_args_is_help=True, add_completion=False)
 consent_app = typer.Typer(help="Grant, revoke and list consent.", no_args_is_help=True)
@@ -158,12 +159,14 @@ def consent_grant(
     party: str = typer.Option(..., "--party", help="Who consents."),
     scope: str = typer.Option(..., "--scope", help="transcribe | index | all"),
     wait: bool = typer.Option(False, "--wait", help="Run the work this releases now."),
+    ttl: Optional[str] = typer.Option(None, "--ttl", help="Consent lasts this long (90m, 12h, 30d, 2w)."),
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Record a grant; waiting work is launched by consent_sensor (or now, with --wait)."""
     try:
         grace = _grace(home)
-        grace.grant(source, party, scope, actor=_actor(), wait=wait)
+        expires = utcnow() + parse_ttl(ttl) if ttl else None
+        grace.grant(source, party, scope, actor=_actor(), wait=wait, expires_at=expires)
         row = grace.resolve(source)
         state = grace.status_of(row.key)
     except Exception as exc:

@@ -166,3 +166,17 @@ def policy_grants(
             continue
         grants.extend((owner, scope, rule.name) for scope in rule.scopes)
     return list({(p, s): (p, s, r) for p, s, r in grants}.values())
+
+
+_DURATION = __import__("re").compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_ttl(text: str) -> "timedelta":
+    """'30d', '12h', '90m', '2w' -> timedelta; a clear error otherwise."""
+    from datetime import timedelta
+
+    match = _DURATION.match(text or "")
+    if not match or int(match.group(1)) <= 0:
+        raise ConsentError(f"invalid duration {text!r}; use a number and a unit: 90m, 12h, 30d, 2w")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])

@@ -118,3 +118,18 @@ def test_policy_from_grace_toml_records_method_policy(tmp_path) -> None:
         ("me", "transcribe", "policy", "policy:own-voice-notes"), ("me", "index", "policy", "policy:own-voice-notes")
     }
     assert db.consent_rows(source_key=keys["note.txt"]) == []
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90m", 5400), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)])
+def test_ttl_parses(text: str, seconds: int) -> None:
+    from grace_pipelines.consent import parse_ttl
+
+    assert parse_ttl(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3 years"])
+def test_bad_ttl_is_a_clear_error(text: str) -> None:
+    from grace_pipelines.consent import parse_ttl
+
+    with pytest.raises(ConsentError, match="invalid duration"):
+        parse_ttl(text)
