@@ -80,7 +80,7 @@ class SourceStatus:
     title: str
     kind: str | None
     origin: str | None
-    state: str  # awaiting_consent | processing | searchable | failed | quarantined
+    state: str  # awaiting_consent | processing | searchable | failed | quarantined | purged
     why: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -340,8 +340,44 @@ class Grace:
             raise GraceError("expires_at must be a timezone-aware time in the future")
         return self._consent(ref, party, scope, "grant", actor=actor, wait=wait, expires_at=expires_at)
 
-    def revoke(self, ref: str, party: str, scope: str = "all", *, actor: str | None = None) -> list[int]:
-        return self._consent(ref, party, scope, "revoke", actor=actor, wait=False)
+    def revoke(self, ref: str, party: str, scope: str = "all", *, actor: str | None = None, wait: bool = False) -> list[int]:
+        """Record a revocation; search stops returning the source at once. The purge of what
+        was derived runs through `purge_job` (consent_sensor launches it; `wait` runs it now)."""
+        ids = self._consent(ref, party, scope, "revoke", actor=actor, wait=False)
+        if wait:
+            row = self.resolve(ref)
+            self.purge(row.key, reason=f"consent revoked by {party} ({scope})", only_if_needed=True)
+        return ids
+
+    def purge(self, ref: str, *, reason: str = "purge requested", remove_original: bool | None = None,
+              only_if_needed: bool = False) -> dict[str, Any] | None:
+        """Run `purge_job` for a source now; returns the receipt (None if nothing to purge)."""
+        from grace_pipelines.sensors.consent import purge_plan
+
+        row = self.resolve(ref)
+        plan = purge_plan(self.db, row.key, purge_original_on_revoke=self.settings.purge_original_on_revoke, now=utcnow())
+        if plan is None:
+            if only_if_needed:
+                return None
+            plan = {"remove_original": False, "reason": reason}
+        if remove_original is not None:
+            plan["remove_original"] = remove_original
+        if not only_if_needed:
+            plan["reason"] = reason
+        job = self.defs.resolve_job_def("purge_job")
+        with self.instance() as instance:
+            if not instance.has_dynamic_partition("sources", row.key):
+                instance.add_dynamic_partitions("sources", [row.key])
+            result = job.execute_in_process(
+                run_config={"ops": {"purge_receipt": {"config": plan}}, "loggers": {"console": {"config": {"log_level": self.log_level}}}},
+                instance=instance, partition_key=row.key, tags={"grace/source": row.key, "grace/trigger": "purge"},
+                raise_on_error=False,
+            )
+            if not result.success:
+                raise RuntimeError(f"purge of {row.title} failed; see run {result.run_id} in the Dagster UI")
+            event = instance.get_latest_materialization_event(dg.AssetKey("purge_receipt"))
+        receipt = event.asset_materialization.metadata["receipt"].value if event and event.asset_materialization else None
+        return receipt  # type: ignore[return-value]
 
     def _consent(
         self, ref: str, party: str, scope: str, action: str, *, actor: str | None, wait: bool,
@@ -436,6 +472,8 @@ def _status(row: SourceRow) -> SourceStatus:
         state, why = "searchable", "transcribed, chunked and indexed"
     elif stage == "failed":
         state, why = "failed", row.reason or "failed"
+    elif stage == "purged":
+        state, why = "purged", row.reason or "purged"
     elif stage == "awaiting_consent":
         state, why = "awaiting_consent", row.reason or "waiting for consent"
     else:

@@ -179,16 +179,38 @@ def consent_revoke(
     source: str = typer.Argument(..., help="Source key, or the file name of a drop."),
     party: str = typer.Option(..., "--party"),
     scope: str = typer.Option(..., "--scope", help="transcribe | index | all"),
+    wait: bool = typer.Option(False, "--wait", help="Run the purge to completion now."),
     home: Optional[Path] = HomeOption,
 ) -> None:
-    """Record a revocation; search stops returning the source at once."""
+    """Record a revocation: search stops returning the source at once, and purge_job removes
+    everything derived (consent_sensor launches it; --wait runs it now)."""
     try:
         grace = _grace(home)
-        grace.revoke(source, party, scope, actor=_actor())
+        grace.revoke(source, party, scope, actor=_actor(), wait=wait)
         row = grace.resolve(source)
+        status = grace.status_of(row.key)
     except Exception as exc:
         _fail(exc)
-    out.print(f"revoked {scope} for {row.title} by {party}", highlight=False)
+    out.print(f"revoked {scope} for {row.title} by {party}; now {status.state}: {status.why}", highlight=False)
+
+
+@app.command()
+def purge(
+    source: str = typer.Argument(..., help="Source key, or the file name of a drop."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Runs purge_job to completion (always)."),
+    original: bool = typer.Option(False, "--original", help="Delete the raw recording too."),
+    as_json: bool = typer.Option(False, "--json"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Purge everything derived from a source (transcript, chunks, vectors, index entries)."""
+    try:
+        receipt = _grace(home).purge(source, reason="purge requested from the CLI", remove_original=original or None)
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"receipt": receipt})
+    else:
+        out.print(f"purged {source}: {json.dumps(receipt)}", highlight=False, markup=False)
 
 
 @consent_app.command("list")

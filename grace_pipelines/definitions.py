@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from grace_pipelines.assets import chunks, embeddings, source, transcript
+from grace_pipelines.assets import chunks, embeddings, purge_receipt, source, transcript
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import build_resources
 from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor
@@ -24,10 +24,23 @@ def build_definitions(settings: GraceSettings) -> dg.Definitions:
         description="One source from its stored bytes to searchable vectors, gated by consent checks.",
         config={"ops": {"chunks": {"config": {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}}}},
     )
+    purge_job = dg.define_asset_job(
+        "purge_job",
+        selection=dg.AssetSelection.assets(purge_receipt),
+        partitions_def=sources_partitions,
+        description="Remove everything derived from one source after consent is revoked or expires.",
+    )
     return dg.Definitions(
-        assets=INGEST_ASSETS,
-        jobs=[job],
-        sensors=[build_inbox_sensor(settings, job), build_consent_sensor(job, interval=max(2, settings.inbox_poll_seconds))],
+        assets=[*INGEST_ASSETS, purge_receipt],
+        jobs=[job, purge_job],
+        sensors=[
+            build_inbox_sensor(settings, job),
+            build_consent_sensor(
+                [job, purge_job],
+                interval=settings.inbox_poll_seconds,
+                purge_original_on_revoke=settings.purge_original_on_revoke,
+            ),
+        ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

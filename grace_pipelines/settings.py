@@ -40,6 +40,11 @@ class GraceSettings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="Root folder for all state.")
     owner: str = Field("me", min_length=1, description="Party who owns recordings by default.")
+    purge_original_on_revoke: bool = Field(
+        False,
+        description="Also delete the raw recording when any consent is revoked; by default it is "
+        "deleted only when no grant is left for any scope.",
+    )
     consent_policy: list[PolicyRule] = Field(
         default_factory=list,
         description="Rules granting consent on the owner's behalf, e.g. in grace.toml: "

@@ -93,7 +93,7 @@ quarantine_table = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 
-STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed")
+STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed", "purged")
 
 
 def normalise_url(url: str) -> str:
@@ -322,6 +322,18 @@ class StateDB:
         query = consent_table.select().where(consent_table.c.id > after_id)
         if source_key:
             query = query.where(consent_table.c.source_key == source_key)
+        with self.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(consent_table.c.id))]
+
+    def expired_grants(self, *, after: datetime | None, until: datetime) -> list[dict[str, Any]]:
+        """Grants whose expiry fell in (after, until]."""
+        query = consent_table.select().where(
+            consent_table.c.action == "grant",
+            consent_table.c.expires_at.is_not(None),
+            consent_table.c.expires_at <= until,
+        )
+        if after is not None:
+            query = query.where(consent_table.c.expires_at > after)
         with self.begin() as conn:
             return [dict(r._mapping) for r in conn.execute(query.order_by(consent_table.c.id))]
 

@@ -112,12 +112,13 @@ class Driver:
         return result
 
     def execute(self, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
-        job = self.defs.resolve_job_def("ingest_job")
         done = []
         for request in result.run_requests or []:
+            job = self.defs.resolve_job_def(request.job_name or "ingest_job")
             done.append(
                 job.execute_in_process(
                     instance=self.instance,
+                    run_config=request.run_config or None,
                     partition_key=request.partition_key,
                     asset_selection=request.asset_selection,
                     tags=request.tags,

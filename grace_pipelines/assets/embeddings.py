@@ -22,6 +22,7 @@ from grace_pipelines.resources import BlobStore, Embedder, StateResource, Vector
     group_name="index",
     kinds={"lancedb", "onnx"},
     deps=[chunks],
+    pool="index_writer",  # one LanceDB writer at a time: a purge's cleanup must not race an upsert
 )
 def embeddings(
     context: dg.AssetExecutionContext,

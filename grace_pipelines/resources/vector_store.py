@@ -133,6 +133,23 @@ class VectorStore(dg.ConfigurableResource):
         self._ensure_fts(table)
         return len(rows)
 
+    def purge_source(self, source_key: str) -> dict[str, int]:
+        """Delete a source's rows so the bytes are gone from disk, not only hidden: delete,
+        then compact and remove every older table version (their files held the rows)."""
+        from datetime import timedelta
+
+        table = self.table()
+        if table is None:
+            return {"rows": 0, "versions_removed": 0}
+        rows = self.count(source_key)
+        versions_before = len(table.list_versions())
+        table.delete(f"source_key = '{_check_key(source_key)}'")
+        # delete_unverified: also files of versions younger than 7 days (ours, just written);
+        # callers serialise writers through the "index_writer" pool.
+        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        versions_after = len(table.list_versions())
+        return {"rows": rows, "versions_removed": max(0, versions_before + 2 - versions_after)}
+
     def delete_source(self, source_key: str) -> int:
         table = self.table()
         if table is None:
