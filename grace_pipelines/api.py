@@ -28,6 +28,8 @@ from grace_pipelines.consent import (
 )
 from grace_pipelines.inbox import ORIGINS, scan_inbox
 from grace_pipelines.media import SIDECAR_SUFFIX, is_ignorable, safe_name
+from grace_pipelines.resources.blob_store import keyring_for, open_text
+from grace_pipelines.text.keywords import blind_tokens
 from grace_pipelines.settings import GraceSettings, load_settings
 from grace_pipelines.state import SourceRow, StateDB, utcnow
 
@@ -123,6 +125,7 @@ class Grace:
     def init(self) -> Path:
         """Create GRACE_HOME, its folders and a Dagster instance config (idempotent)."""
         self.settings.ensure_dirs()
+        keyring_for(str(self.settings.keys_dir))  # master key file (0600) and keyring, once
         dagster_home = self.settings.dagster_home
         dagster_home.mkdir(parents=True, exist_ok=True)
         config = dagster_home / "dagster.yaml"
@@ -260,9 +263,11 @@ class Grace:
         if k < 1:
             raise GraceError("k must be at least 1")
         resources = self.defs.resources
-        embedder, store = resources["embedder"], resources["vector_store"]
+        embedder, store, blobs = resources["embedder"], resources["vector_store"], resources["blob_store"]
         vector = embedder.embed_query(query) if mode != "keyword" else None
-        hits = store.search(query, vector, k=k * 3, mode=mode)
+        tokens = blind_tokens(blobs.index_key(), query) if mode != "vector" else ""
+        hits = store.search(tokens, vector, k=k * 3, mode=mode)
+        text_keys: dict[str, bytes | None] = {}
         allowed: dict[str, bool] = {}
         results: list[SearchResult] = []
         for hit in hits:
@@ -275,6 +280,11 @@ class Grace:
             if not allowed[key]:
                 continue
             r = hit.row
+            if key not in text_keys:
+                text_keys[key] = blobs.text_key(key) if blobs.exists(key, "text.key") else None
+            if text_keys[key] is None:
+                continue  # purged while the index still listed it
+            text = open_text(text_keys[key], r["text_enc"], f"{key}:{int(r['chunk_index'])}")
             results.append(
                 SearchResult(
                     rank=len(results) + 1,
@@ -284,7 +294,7 @@ class Grace:
                     kind=r["kind"],
                     start_s=r.get("start_s"),
                     end_s=r.get("end_s"),
-                    text=r["text"],
+                    text=text,
                     citation=citation_for(r),
                     chunk_index=int(r["chunk_index"]),
                     line_start=r.get("line_start"),

@@ -142,6 +142,10 @@ class GraceSettings(BaseSettings):
         return self.home / "quarantine"
 
     @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
     def dagster_home(self) -> Path:
         env = os.environ.get("DAGSTER_HOME")
         return Path(env) if env else self.home / "dagster"

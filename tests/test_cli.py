@@ -111,8 +111,10 @@ def test_bad_input_is_handled_and_a_system_failure_exits_2(run, home: Path, tmp_
     assert result.exit_code == 0, result.output
     (source,) = json.loads(result.stdout)["sources"]
     assert source["state"] == "failed" and "silence.wav: no speech recognised" in source["why"]
-    stored = home / "store" / source["source_key"] / "original"
-    assert stored.read_bytes() == silent.read_bytes(), "the bytes are kept"
+    from grace_pipelines.api import Grace
+
+    store = Grace(home).defs.resources["blob_store"]
+    assert store.get_bytes(source["source_key"], "original") == silent.read_bytes(), "the bytes are kept"
 
     # a broken engine configuration is a system failure: exit 2, and the state says why
     other = _silence(tmp_path / "other.wav", seconds=5.0)

@@ -58,7 +58,13 @@ def test_revoke_all_purges_from_disk_and_stays_purged(home: Path) -> None:
         other = " ".join(s["text"] for s in store.get_json(kept, "transcript.json")["segments"])
         needles = {t.encode() for t in _trigrams(spoken) - _trigrams(other)}
         assert len(needles) > 20
-        assert _files_containing(home, needles), "sanity: before the purge the words are on disk"
+        assert _files_containing(home, needles) == {}, "nothing said rests in plaintext, even before"
+        # what does rest: the source's sealed chunk text in LanceDB; it must be gone after
+        table = defs.resources["vector_store"].table()
+        sealed = {bytes(v)[12:44].lower() for v in table.to_arrow().filter(
+            __import__("pyarrow").compute.equal(table.to_arrow()["source_key"], purged))["text_enc"].to_pylist()}
+        assert _files_containing(home / "lancedb", sealed), "sanity: sealed rows are on disk before"
+        needles |= sealed
         before_kept = defs.resources["vector_store"].count(kept)
 
         for party in ("me", "priya"):
@@ -80,7 +86,7 @@ def test_revoke_all_purges_from_disk_and_stays_purged(home: Path) -> None:
         assert status.state == "purged" and "original" in status.why
         receipt = instance.get_latest_materialization_event(dg.AssetKey("purge_receipt")).asset_materialization.metadata
         assert receipt["index_rows_removed"].value >= 1 and receipt["original_removed"].value is True
-        assert set(receipt["blobs_removed"].value.split(", ")) == {"original", "transcript.json", "chunks.json"}
+        assert set(receipt["blobs_removed"].value.split(", ")) == {"original", "transcript.json", "chunks.json", "text.key"}
 
         # re-dropping the same file does not resurrect it: it waits for a new grant
         _drop(grace.settings.inbox, "standup.mp3")

@@ -2,7 +2,8 @@
 
 Row ids are `{source_key}:{chunk_index}`; the upsert also deletes the source's rows beyond
 the new chunk count, so re-materializing replaces and never duplicates. Each row records the
-embedding model's name and version.
+embedding model's name and version. Chunk text is stored encrypted under the source's text
+key and indexed only as keyed hashes of its stems: no plaintext rests in LanceDB.
 """
 
 
@@ -15,6 +16,8 @@ from grace_pipelines.assets.chunks import CHUNKS, chunks
 from grace_pipelines.assets.consent_gate import load_row, require_consent
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, Embedder, StateResource, VectorStore
+from grace_pipelines.resources.blob_store import seal_text
+from grace_pipelines.text.keywords import blind_tokens
 
 
 @dg.asset(
@@ -37,6 +40,8 @@ def embeddings(
     row = load_row(db, key)
     require_consent(db, row, "index")
     pieces = blob_store.get_json(key, CHUNKS)
+    text_key = blob_store.text_key(key, create=True)
+    index_key = blob_store.index_key()
     started = time.perf_counter()
     vectors = embedder.embed([p["text"] for p in pieces])
     embed_s = time.perf_counter() - started
@@ -45,7 +50,8 @@ def embeddings(
             "id": f"{key}:{p['index']}",
             "source_key": key,
             "chunk_index": p["index"],
-            "text": p["text"],
+            "text_enc": seal_text(text_key, p["text"], f"{key}:{p['index']}"),
+            "keywords": blind_tokens(index_key, p["text"]),
             "title": row.title,
             "kind": row.kind,
             "start_s": p.get("start_s"),

@@ -47,6 +47,6 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
             openai_api_key=_api_key(settings, settings.embedder == "openai"),
         ),
         "vector_store": VectorStore(uri=str(settings.lancedb)),
-        "blob_store": BlobStore(root=str(settings.store)),
+        "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url),
     }

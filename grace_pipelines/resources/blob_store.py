@@ -1,36 +1,101 @@
-"""Blobs per source under GRACE_HOME/store/{source_key}/: the original media, transcript, chunks.
+"""Blobs per source under GRACE_HOME/store/{source_key}/, encrypted at rest.
 
-Writes are atomic (temp file in the same folder, fsync, rename), so a crash never leaves a
-half-written blob under its final name. Readers get bytes in memory. Encryption at rest
-(issue 3) plugs in here, below every caller.
+Every blob (original media, transcript, chunks, the source's text key) is sealed with
+AES-256-GCM envelope encryption (grace_pipelines.crypto.envelope): its own data key, wrapped by
+the keyring's active key-encryption key; the blob's place (`source_key/name`) is bound as
+associated data, so a blob moved elsewhere does not open. Writes are atomic (temp file, fsync,
+rename) under the keyring's writer lock, so a key rotation never races a write. Readers get
+plaintext bytes in memory only; a flipped byte or a wrong key is a `BlobError` naming the blob.
+
+The store also holds the keys that protect text outside it: a random per-source text key
+(`text.key`, used for chunk text in LanceDB, so purging a source also shreds its index text)
+and the keyword-index HMAC key, derived from the master key.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import secrets
 import shutil
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field
+
+from grace_pipelines.crypto.envelope import CryptoError, open_blob, seal, store_aad
+from grace_pipelines.crypto.keyring import Keyring, atomic_write_bytes, open_keyring
 
 _KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 _NAME_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
+TEXT_KEY = "text.key"
+
+_KEYRINGS: dict[str, Keyring] = {}
+_KEYRINGS_LOCK = threading.Lock()
 
 
 class BlobError(RuntimeError):
     """A blob is missing or unreadable; the message names it."""
 
 
+def keyring_for(keys_dir: str) -> Keyring:
+    """One keyring per keys folder per process (it reloads itself when rotated elsewhere)."""
+    with _KEYRINGS_LOCK:
+        ring = _KEYRINGS.get(keys_dir)
+        if ring is None:
+            ring = open_keyring(keys_dir, create=True)
+            _KEYRINGS[keys_dir] = ring
+        return ring
+
+
+def forget_keyrings() -> None:
+    with _KEYRINGS_LOCK:
+        _KEYRINGS.clear()
+
+
+def seal_text(key: bytes, text: str, aad: str) -> bytes:
+    """AES-256-GCM of one short text (a chunk) under a source's text key: nonce || ciphertext."""
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(key).encrypt(nonce, text.encode("utf-8"), aad.encode("utf-8"))
+
+
+def open_text(key: bytes, sealed: bytes, aad: str) -> str:
+    try:
+        return AESGCM(key).decrypt(sealed[:12], sealed[12:], aad.encode("utf-8")).decode("utf-8")
+    except (InvalidTag, ValueError):
+        raise BlobError(f"chunk {aad}: text does not decrypt (wrong key or tampered row)") from None
+
+
 class BlobStore(dg.ConfigurableResource):
-    """A folder of per-source blobs (local by default)."""
+    """A folder of per-source encrypted blobs, and the keyring that protects them."""
 
     root: str = Field(description="Folder holding one subfolder per source key")
+    keys_dir: str = Field(description="Folder of the keyring (and master.key unless GRACE_MASTER_KEY is set)")
 
+    # ---- keys -----------------------------------------------------------------------------
+    def keyring(self) -> Keyring:
+        return keyring_for(self.keys_dir)
+
+    def index_key(self) -> bytes:
+        """HMAC key of the blind keyword index; stable across key rotations (derived from the
+        master key, so a new master key means re-indexing)."""
+        return self.keyring().derive_key(b"grace-pipelines/keyword-index/v1", salt=b"grace-keyword-index")
+
+    def text_key(self, key: str, create: bool = False) -> bytes:
+        """The source's random text key (sealed in its folder like any blob)."""
+        if self.exists(key, TEXT_KEY):
+            return self.get_bytes(key, TEXT_KEY)
+        if not create:
+            raise BlobError(f"blob {key}/{TEXT_KEY} is missing: the source's text was purged or never indexed")
+        material = secrets.token_bytes(32)
+        self.put_bytes(key, TEXT_KEY, material)
+        return material
+
+    # ---- blobs ----------------------------------------------------------------------------
     def _path(self, key: str, name: str) -> Path:
         if not _KEY_RE.match(key):
             raise BlobError(f"invalid source key {key!r}")
@@ -42,26 +107,24 @@ class BlobStore(dg.ConfigurableResource):
         return self._path(key, name).is_file()
 
     def put_bytes(self, key: str, name: str, data: bytes) -> int:
+        """Seal and write atomically; returns the plaintext size."""
         path = self._path(key, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        ring = self.keyring()
+        with ring.writer_lock():
+            atomic_write_bytes(path, seal(data, ring, aad=store_aad(key, name)), fsync_dir=False)
         return len(data)
 
     def get_bytes(self, key: str, name: str) -> bytes:
         path = self._path(key, name)
         try:
-            return path.read_bytes()
+            sealed = path.read_bytes()
         except FileNotFoundError:
             raise BlobError(f"blob {key}/{name} is missing from the store") from None
+        try:
+            return open_blob(sealed, self.keyring(), aad=store_aad(key, name), name=f"{key}/{name}")
+        except CryptoError as exc:
+            raise BlobError(str(exc)) from None
 
     def put_json(self, key: str, name: str, value: Any) -> int:
         return self.put_bytes(key, name, json.dumps(value, ensure_ascii=False).encode("utf-8"))
@@ -78,12 +141,15 @@ class BlobStore(dg.ConfigurableResource):
 
     def delete(self, key: str, name: str) -> int:
         path = self._path(key, name)
-        size = path.stat().st_size if path.exists() else 0
-        path.unlink(missing_ok=True)
+        with self.keyring().writer_lock():
+            size = path.stat().st_size if path.exists() else 0
+            path.unlink(missing_ok=True)
         return size
 
     def delete_source(self, key: str) -> int:
         folder = self._path(key, "x").parent
-        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
-        shutil.rmtree(folder, ignore_errors=True)
+        with self.keyring().writer_lock():
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+            shutil.rmtree(folder, ignore_errors=True)
         return size
+

@@ -1,4 +1,9 @@
-"""LanceDB table `chunks`: vectors plus a full-text index, searched three ways.
+"""LanceDB table `chunks`: vectors plus a blind full-text index, searched three ways.
+
+No plaintext rests here: chunk text is stored AES-GCM encrypted (`text_enc`, under the
+source's text key from the blob store) and the keyword index covers `keywords`, the keyed
+hashes of the chunk's stems (grace_pipelines.text.keywords); keyword queries arrive hashed
+the same way. Vectors are stored as they are (a documented trade-off).
 
 Rows have deterministic ids `{source_key}:{chunk_index}` and are written with a merge-insert
 that also deletes the source's surplus rows, so re-materializing a source replaces its chunks
@@ -34,7 +39,8 @@ def chunks_schema(dim: int) -> pa.Schema:
             pa.field("id", pa.string(), nullable=False),
             pa.field("source_key", pa.string(), nullable=False),
             pa.field("chunk_index", pa.int32(), nullable=False),
-            pa.field("text", pa.string()),
+            pa.field("text_enc", pa.binary()),  # nonce || AES-GCM(text), per-source text key
+            pa.field("keywords", pa.string()),  # space-joined HMAC tokens of the stems
             pa.field("title", pa.string()),
             pa.field("kind", pa.string()),
             pa.field("start_s", pa.float64()),
@@ -163,22 +169,26 @@ class VectorStore(dg.ConfigurableResource):
         incrementally and compacts the small fragments each upsert leaves."""
         from lancedb.index import FTS
 
-        if "text_idx" not in [ix.name for ix in table.list_indices()]:
+        if "keywords_idx" not in [ix.name for ix in table.list_indices()]:
             table.create_index(
-                "text",
-                config=FTS(with_position=False, stem=True, language="English", remove_stop_words=True),
+                "keywords",
+                config=FTS(
+                    base_tokenizer="whitespace", lower_case=False, stem=False, remove_stop_words=False,
+                    ascii_folding=False, with_position=False,
+                ),
                 replace=True,
             )
             return
-        stats = table.index_stats("text_idx")
+        stats = table.index_stats("keywords_idx")
         if stats is not None and (stats.num_unindexed_rows or 0) >= self.optimize_unindexed_rows:
             table.optimize()
 
     # ---- search --------------------------------------------------------------------------
     def search(
-        self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
+        self, query_tokens: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
         candidates: int = 50,
     ) -> list[Hit]:
+        """Top `k` rows; `query_tokens` are the query's blind keyword tokens."""
         if mode not in MODES:
             raise VectorStoreError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         table = self.table()
@@ -187,9 +197,9 @@ class VectorStore(dg.ConfigurableResource):
         if mode == "vector":
             return self._vector(table, vector, k)
         if mode == "keyword":
-            return self._keyword(table, query, k)
+            return self._keyword(table, query_tokens, k)
         pool = max(candidates, k)
-        return fuse_rrf([self._vector(table, vector, pool), self._keyword(table, query, pool)], k)
+        return fuse_rrf([self._vector(table, vector, pool), self._keyword(table, query_tokens, pool)], k)
 
     @staticmethod
     def _vector(table: Any, vector: np.ndarray | None, k: int) -> list[Hit]:
@@ -204,11 +214,12 @@ class VectorStore(dg.ConfigurableResource):
         return [Hit(row, 1.0 - float(row.pop("_distance"))) for row in rows]
 
     @staticmethod
-    def _keyword(table: Any, query: str, k: int) -> list[Hit]:
-        terms = " ".join(re.findall(r"\w+", query))
+    def _keyword(table: Any, tokens: str, k: int) -> list[Hit]:
+        """`tokens`: the query's blind tokens (space-separated hex), never plain words."""
+        terms = " ".join(t for t in tokens.split() if re.fullmatch(r"[0-9a-f]{16}", t))
         if not terms:
             return []
-        rows = table.search(terms, query_type="fts", fts_columns="text").limit(k).to_list()
+        rows = table.search(terms, query_type="fts", fts_columns="keywords").limit(k).to_list()
         return [Hit(row, float(row.pop("_score"))) for row in rows]
 
 

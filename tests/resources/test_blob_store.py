@@ -1,4 +1,4 @@
-"""BlobStore against a real folder: roundtrips, atomic writes, key/name validation, deletes."""
+"""BlobStore against a real folder: encrypted roundtrips, atomic writes, key/name validation, deletes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 @pytest.fixture
 def store(tmp_path: Path) -> BlobStore:
-    return BlobStore(root=str(tmp_path / "store"))
+    return BlobStore(root=str(tmp_path / "store"), keys_dir=str(tmp_path / "keys"))
 
 
 def _all_files(root: Path) -> list[Path]:
@@ -28,8 +28,10 @@ def test_bytes_roundtrip_with_real_media(store: BlobStore, tmp_path: Path) -> No
     assert store.put_bytes(KEY, "original.mp3", audio) == len(audio)
     assert store.exists(KEY, "original.mp3")
     assert store.get_bytes(KEY, "original.mp3") == audio
-    # stored as a plain file under root/key/name
-    assert (tmp_path / "store" / KEY / "original.mp3").read_bytes() == audio
+    # stored sealed under root/key/name: no plaintext, not even the first 4 KiB
+    sealed = (tmp_path / "store" / KEY / "original.mp3").read_bytes()
+    assert sealed != audio and audio[:4096] not in sealed and audio[2048:2112] not in sealed
+    assert len(sealed) > len(audio)
 
 
 def test_overwrite_replaces_content(store: BlobStore) -> None:
@@ -48,8 +50,9 @@ def test_json_roundtrip_keeps_unicode(store: BlobStore, tmp_path: Path) -> None:
     value = {"segments": [{"start": 0.3, "end": 3.38, "text": "Grüße, naïve café ☕"}], "n": 1}
     size = store.put_json(KEY, "transcript.json", value)
     raw = (tmp_path / "store" / KEY / "transcript.json").read_bytes()
-    assert size == len(raw)
-    assert "Grüße".encode() in raw  # ensure_ascii=False: UTF-8, not \\u escapes
+    assert size == len(store.get_bytes(KEY, "transcript.json"))
+    assert "Grüße".encode() in store.get_bytes(KEY, "transcript.json")  # UTF-8, not \\u escapes
+    assert "Grüße".encode() not in raw and b"segments" not in raw  # sealed at rest
     assert store.get_json(KEY, "transcript.json") == value
 
 
@@ -94,7 +97,7 @@ def test_invalid_names_rejected(store: BlobStore, tmp_path: Path, name: str) -> 
         store.exists(KEY, name)
     with pytest.raises(BlobError):
         store.delete(KEY, name)
-    assert _all_files(tmp_path) == []
+    assert _all_files(tmp_path / "store") == [] if (tmp_path / "store").exists() else True
 
 
 @pytest.mark.parametrize(
@@ -112,7 +115,7 @@ def test_invalid_keys_rejected(store: BlobStore, tmp_path: Path, key: str) -> No
         store.list(key)
     with pytest.raises(BlobError):
         store.delete_source(key)
-    assert _all_files(tmp_path) == []
+    assert _all_files(tmp_path / "store") == [] if (tmp_path / "store").exists() else True
 
 
 def test_missing_blob_error_names_key_and_name(store: BlobStore) -> None:
@@ -125,12 +128,13 @@ def test_missing_blob_error_names_key_and_name(store: BlobStore) -> None:
         store.get_json(KEY, "transcript.json")
 
 
-def test_list_and_delete(store: BlobStore) -> None:
+def test_list_and_delete(store: BlobStore, tmp_path: Path) -> None:
     assert store.list(KEY) == []
     store.put_bytes(KEY, "b.bin", b"12345")
     store.put_bytes(KEY, "a.bin", b"12")
     assert store.list(KEY) == ["a.bin", "b.bin"]
-    assert store.delete(KEY, "b.bin") == 5
+    on_disk = (tmp_path / "store" / KEY / "b.bin").stat().st_size
+    assert store.delete(KEY, "b.bin") == on_disk > 5  # bytes freed on disk (sealed size)
     assert store.delete(KEY, "b.bin") == 0  # already gone: no error
     assert store.list(KEY) == ["a.bin"]
 
@@ -139,7 +143,8 @@ def test_delete_source_removes_only_that_source(store: BlobStore, tmp_path: Path
     store.put_bytes(KEY, "original.mp3", b"x" * 100)
     store.put_json(KEY, "chunks.json", [1, 2, 3])
     store.put_bytes(OTHER, "original.mp3", b"y" * 7)
-    expected = 100 + len(b"[1, 2, 3]")
+    expected = sum(p.stat().st_size for p in (tmp_path / "store" / KEY).iterdir())
+    assert expected > 100 + len(b"[1, 2, 3]")
     assert store.delete_source(KEY) == expected
     assert not (tmp_path / "store" / KEY).exists()
     assert store.list(KEY) == []

@@ -1,4 +1,7 @@
-"""VectorStore on a real LanceDB folder: replace-on-upsert, three search modes, errors; fuse_rrf."""
+"""VectorStore on a real LanceDB folder: replace-on-upsert, three search modes, errors; fuse_rrf.
+
+Rows are stored as the embeddings asset writes them: text sealed (here a stand-in: the bytes
+themselves; encryption is tested in tests/test_at_rest.py) and keywords as blind tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from grace_pipelines.text.keywords import blind_tokens
 from grace_pipelines.resources.vector_store import (
     Hit,
     VectorStore,
@@ -16,6 +20,14 @@ from grace_pipelines.resources.vector_store import (
 )
 
 DIM = 8
+KEY = b"test-index-key-0123456789abcdef!"
+
+
+class BlindStore(VectorStore):
+    """Hashes plain-word queries the way Grace.search does before they reach the store."""
+
+    def search(self, query_tokens: str, vector, k: int = 5, mode: str = "hybrid", candidates: int = 50):  # type: ignore[override]
+        return super().search(blind_tokens(KEY, query_tokens), vector, k=k, mode=mode, candidates=candidates)
 A = "aaaaaaaaaaaaaaaa"
 B = "0123456789abcdef"
 
@@ -44,7 +56,9 @@ def make_rows(key: str, texts: list[str], vectors: np.ndarray) -> list[dict[str,
             "id": f"{key}:{i}",
             "source_key": key,
             "chunk_index": i,
-            "text": text,
+            "text_enc": text.encode(),
+            "keywords": blind_tokens(KEY, text),
+            "moments": "[]",
             "title": f"title {key}",
             "kind": "audio",
             "start_s": float(i),
@@ -61,7 +75,7 @@ def make_rows(key: str, texts: list[str], vectors: np.ndarray) -> list[dict[str,
 
 @pytest.fixture
 def store(tmp_path: Path) -> VectorStore:
-    return VectorStore(uri=str(tmp_path / "lancedb"))
+    return BlindStore(uri=str(tmp_path / "lancedb"))
 
 
 @pytest.fixture
@@ -108,7 +122,7 @@ def test_reupsert_with_fewer_rows_replaces_without_duplicates(filled: Any) -> No
     # the rows carry the new content, and the dropped chunk is no longer searchable
     table = store.table()
     rows = {r["id"]: r for r in table.search().where(f"source_key = '{B}'").to_list()}
-    assert rows[f"{B}:0"]["text"] == new_texts[0]
+    assert rows[f"{B}:0"]["text_enc"].decode() == new_texts[0]
     np.testing.assert_allclose(rows[f"{B}:1"]["vector"], new_vectors[1], atol=1e-6)
     assert store.search("dentist appointment", None, k=5, mode="keyword") == []
     # the surplus rows B:2 and B:3 are gone from vector search too
