@@ -445,6 +445,42 @@ class Grace:
                 )
         return out
 
+    # ---- keys and audit --------------------------------------------------------------------
+    def rotate_keys(self) -> dict[str, Any]:
+        """Materialize `keyring` (rotate, re-wrap, verify, retire) on the GRACE_HOME instance."""
+        job = self.defs.resolve_job_def("key_rotation_job")
+        with self.instance() as instance:
+            result = job.execute_in_process(
+                instance=instance, tags={"grace/trigger": "cli"}, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
+            )
+            if not result.success:
+                raise RuntimeError(f"key rotation failed (run {result.run_id}); the next rotation resumes it")
+            event = instance.get_latest_materialization_event(dg.AssetKey("keyring"))
+        return event.asset_materialization.metadata["report"].value  # type: ignore[union-attr,return-value]
+
+    def key_status(self) -> dict[str, Any]:
+        from grace_pipelines.crypto.rotation import FolderBlobs, status
+
+        blobs = self.defs.resources["blob_store"]
+        return status(blobs.keyring(), FolderBlobs(blobs.root)).to_dict()
+
+    def verify_keys(self) -> dict[str, Any]:
+        from grace_pipelines.crypto.rotation import FolderBlobs, verify
+
+        blobs = self.defs.resources["blob_store"]
+        return verify(blobs.keyring(), FolderBlobs(blobs.root)).to_dict()
+
+    def audit_verify(self) -> dict[str, Any]:
+        from grace_pipelines.audit import AuditLog
+
+        return AuditLog(self.db).verify().to_dict()
+
+    def audit_tail(self, n: int = 20) -> list[dict[str, Any]]:
+        from grace_pipelines.audit import AuditLog
+
+        return [e.to_dict() for e in AuditLog(self.db).tail(n)]
+
     # ---- status ---------------------------------------------------------------------------
     def status_of(self, key: str) -> SourceStatus:
         row = self.db.get_source(key)

@@ -235,6 +235,104 @@ def consent_list(
     out.print(table)
 
 
+keys_app = typer.Typer(help="Key-encryption keys: rotate, status, verify.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+@keys_app.command("rotate")
+def keys_rotate(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
+    """New key, re-wrap every blob's data key, verify all, retire the old key (resumable)."""
+    try:
+        report = _grace(home).rotate_keys()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"rotation": report})
+        return
+    out.print(
+        f"active key {report['new_key_id']}: {report['rewrapped']} of {report['blobs']} blobs re-wrapped, "
+        f"{report['verified']} verified, retired {', '.join(report['retired']) or 'none'} in {report['seconds']:.2f} s",
+        highlight=False,
+    )
+
+
+@keys_app.command("status")
+def keys_status(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
+    """Keys, their state and age, and how many blobs each wraps."""
+    try:
+        report = _grace(home).key_status()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"keys": report})
+        return
+    table = Table(title="keys")
+    for column in ("id", "state", "created (UTC)", "age (days)", "blobs"):
+        table.add_column(column)
+    for key in report["keys"]:
+        table.add_row(key["id"], key["state"], str(key["created_at"])[:19], f"{key['age_days']:.1f}", str(key["blobs"]))
+    out.print(table)
+
+
+@keys_app.command("verify")
+def keys_verify(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
+    """Decrypt every blob; exit 2 naming the ones that do not."""
+    try:
+        report = _grace(home).verify_keys()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"verify": report})
+    else:
+        out.print(f"{report['verified']} of {report['total']} blobs decrypt", highlight=False)
+        for failure in report["failures"]:
+            err.print(f"[red]unreadable:[/] {failure['name']}: {failure['reason']}", highlight=False)
+    if report["failures"]:
+        raise typer.Exit(2)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
+    """Check the hash chain; exit 2 naming each edited, deleted, inserted or reordered entry."""
+    try:
+        report = _grace(home).audit_verify()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"audit": report})
+    elif report["ok"]:
+        out.print(f"audit log intact: {report['entries']} entries, head {report.get('head_hash', '')[:16]}", highlight=False)
+    else:
+        for problem in report["problems"]:
+            err.print(f"[red]{problem['kind']}[/] entry {problem.get('seq')}: {problem['detail']}", highlight=False)
+    if not report["ok"]:
+        raise typer.Exit(2)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    n: int = typer.Option(20, "-n", help="How many entries."),
+    as_json: bool = typer.Option(False, "--json"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """The latest audit entries."""
+    try:
+        entries = _grace(home).audit_tail(n)
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"entries": entries})
+        return
+    table = Table(title="audit log")
+    for column in ("seq", "at (UTC)", "actor", "action", "subject"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(str(e["seq"]), str(e["at"])[:19], e["actor"], e["action"], e["subject"])
+    out.print(table)
+
+
 @app.command()
 def dev(
     port: int = typer.Option(3000, help="Port of the web UI."),

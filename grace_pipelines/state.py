@@ -304,7 +304,18 @@ class StateDB:
                     )
                 )
                 ids.append(int(result.inserted_primary_key[0]))
+        self.audit(
+            actor=actor, action=f"consent.{action}", subject=source_key,
+            details={"party": party, "scope": scope, "method": method,
+                     "expires_at": expires_at.isoformat() if expires_at else None, "ledger_ids": ids},
+        )
         return ids
+
+    def audit(self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
+        """Append to the hash-chained audit log (grace_pipelines.audit) in this database."""
+        from grace_pipelines.audit import AuditLog
+
+        AuditLog(self).append(actor=actor, action=action, subject=subject, details=details)
 
     def consent_events(self, source_key: str) -> list[ConsentEvent]:
         with self.begin() as conn:
@@ -347,6 +358,7 @@ class StateDB:
                     filename=filename, path=path, reason=reason, source_key=source_key, at=utcnow()
                 )
             )
+        self.audit(actor="inbox", action="quarantine", subject=filename, details={"reason": reason, "source_key": source_key})
 
     def list_quarantine(self) -> list[dict[str, Any]]:
         with self.begin() as conn:

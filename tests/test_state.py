@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import grace_pipelines.audit  # noqa: F401  (the audit_log table is part of the migrated model)
 from grace_pipelines.state import StateDB, metadata, normalise_url
 
 

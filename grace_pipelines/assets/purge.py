@@ -67,6 +67,7 @@ def purge_receipt(
     db.set_stage(key, "purged", reason=f"{config.reason}; receipt: " + json.dumps(
         {k: receipt[k] for k in ("blobs_removed", "index_rows_removed", "original_removed")}
     ))
+    db.audit(actor=f"purge_job:{context.run_id[:8]}", action="purge", subject=key, details=receipt)
     context.log.info(f"purged {row.title}: {receipt['index_rows_removed']} index rows, {len(receipt['blobs_removed'])} blobs")
     return dg.MaterializeResult(
         metadata={

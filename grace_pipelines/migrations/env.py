@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import grace_pipelines.audit  # noqa: F401  (its audit_log table joins the metadata)
 from grace_pipelines.state import metadata
 
 connection = context.config.attributes["connection"]
