@@ -460,16 +460,25 @@ class Grace:
         return event.asset_materialization.metadata["report"].value  # type: ignore[union-attr,return-value]
 
     def key_status(self) -> dict[str, Any]:
-        from grace_pipelines.crypto.rotation import FolderBlobs, status
+        from grace_pipelines.assets.keyring import sealed_things
+        from grace_pipelines.crypto.rotation import status
 
-        blobs = self.defs.resources["blob_store"]
-        return status(blobs.keyring(), FolderBlobs(blobs.root)).to_dict()
+        blobs, state = self.defs.resources["blob_store"], self.defs.resources["state"]
+        return status(blobs.keyring(), sealed_things(blobs, state)).to_dict()
 
     def verify_keys(self) -> dict[str, Any]:
-        from grace_pipelines.crypto.rotation import FolderBlobs, verify
+        from grace_pipelines.assets.keyring import sealed_things
+        from grace_pipelines.crypto.rotation import verify
 
-        blobs = self.defs.resources["blob_store"]
-        return verify(blobs.keyring(), FolderBlobs(blobs.root)).to_dict()
+        blobs, state = self.defs.resources["blob_store"], self.defs.resources["state"]
+        return verify(blobs.keyring(), sealed_things(blobs, state)).to_dict()
+
+    # ---- vault ----------------------------------------------------------------------------
+    @property
+    def vault(self) -> Any:
+        from grace_pipelines.vault import Vault
+
+        return Vault(self.db, keyring_for(str(self.settings.keys_dir)))
 
     def audit_verify(self) -> dict[str, Any]:
         from grace_pipelines.audit import AuditLog

@@ -36,13 +36,13 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-import math
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
@@ -220,7 +220,7 @@ def secret_key_reason(key: str) -> str | None:
     for word in words:
         if word in _SECRET_WORDS:
             return f"contains {word!r}"
-    for a, b in zip(words, words[1:]):
+    for a, b in pairwise(words):
         if (a, b) in _SECRET_PAIRS:
             return f"contains '{a}_{b}'"
     return None
@@ -665,7 +665,7 @@ class _Diagnosis:
         if len(rows) < 2:
             return []
         values = [key(r) for r in rows]
-        if all(a < b for a, b in zip(values, values[1:])):
+        if all(a < b for a, b in pairwise(values)):
             return []
         # swapped pairs first: the row now where another belongs, and that other one
         rank = {v: i for i, v in enumerate(sorted(values))}

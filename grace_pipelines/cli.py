@@ -47,7 +47,9 @@ def _grace(home: Optional[Path]) -> Grace:
 
 
 def _fail(exc: BaseException) -> None:
-    if isinstance(exc, (GraceError, ConsentError, SettingsError)):
+    from grace_pipelines.vault import VaultError, VaultRefused
+
+    if isinstance(exc, (GraceError, ConsentError, SettingsError, VaultError, VaultRefused)):
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(1)
     err.print(f"[bold red]system failure:[/] {type(exc).__name__}: {exc}", highlight=False)
@@ -331,6 +333,93 @@ def audit_tail(
     for e in entries:
         table.add_row(str(e["seq"]), str(e["at"])[:19], e["actor"], e["action"], e["subject"])
     out.print(table)
+
+
+secrets_app = typer.Typer(help="The vault: credentials used only with an approval for a purpose.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("set")
+def secrets_set(
+    name: str = typer.Argument(..., help="Secret name, e.g. openai."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Store a secret; the value comes from a hidden prompt or standard input, never argv."""
+    try:
+        grace = _grace(home)
+        if sys.stdin.isatty():
+            value = typer.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
+        grace.vault.set(name, value, actor=_actor())
+    except Exception as exc:
+        _fail(exc)
+    out.print(f"stored secret {name} (sealed); approve a use with: grace secrets approve {name} --purpose PURPOSE", highlight=False)
+
+
+@secrets_app.command("approve")
+def secrets_approve(
+    name: str = typer.Argument(...),
+    purpose: str = typer.Option(..., "--purpose", help="e.g. embedding, transcription"),
+    ttl: Optional[str] = typer.Option(None, "--ttl", help="Approval lasts this long (12h, 30d, ...)."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Allow a secret to be used for one purpose (optionally for a limited time)."""
+    try:
+        expires = utcnow() + parse_ttl(ttl) if ttl else None
+        _grace(home).vault.approve(name, purpose, actor=_actor(), expires_at=expires)
+    except Exception as exc:
+        _fail(exc)
+    out.print(f"approved {name} for {purpose}" + (f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""), highlight=False)
+
+
+@secrets_app.command("revoke")
+def secrets_revoke(
+    name: str = typer.Argument(...),
+    purpose: Optional[str] = typer.Option(None, "--purpose", help="Only this purpose (default: all)."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Withdraw approvals of a secret; later uses are refused."""
+    try:
+        count = _grace(home).vault.revoke(name, purpose, actor=_actor())
+    except Exception as exc:
+        _fail(exc)
+    out.print(f"revoked {count} approval(s) of {name}", highlight=False)
+
+
+@secrets_app.command("list")
+def secrets_list(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
+    """Secrets and their active approvals (never values)."""
+    try:
+        items = _grace(home).vault.list()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"secrets": items})
+        return
+    table = Table(title="secrets")
+    for column in ("name", "updated (UTC)", "approved for"):
+        table.add_column(column, overflow="fold")
+    for i in items:
+        approved = ", ".join(a["purpose"] + (f" (until {a['expires_at'][:16]})" if a["expires_at"] else "") for a in i["approvals"])
+        table.add_row(i["name"], i["updated_at"][:19], approved or "-")
+    out.print(table)
+
+
+@secrets_app.command("pending")
+def secrets_pending(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
+    """Uses that were refused for lack of approval, with the command that approves each."""
+    try:
+        items = _grace(home).vault.pending()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({"pending": items})
+        return
+    if not items:
+        out.print("no pending requests")
+    for i in items:
+        out.print(f"{i['name']} for {i['purpose']} (asked by {i['requested_by']} at {i['at'][:19]}): {i['approve']}", highlight=False)
 
 
 @app.command()

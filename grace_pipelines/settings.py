@@ -79,6 +79,7 @@ class GraceSettings(BaseSettings):
     embedding_model: str = "text-embedding-3-small"
     openai_base_url: str | None = None
     openai_transcription_model: str = "whisper-1"
+    openai_credential: str = Field("openai", description="Vault secret holding the OpenAI-compatible API key.")
     openai_api_key_env: str = Field(
         "OPENAI_API_KEY", description="Name of the environment variable holding the API key."
     )

@@ -313,9 +313,16 @@ class StateDB:
 
     def audit(self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
         """Append to the hash-chained audit log (grace_pipelines.audit) in this database."""
-        from grace_pipelines.audit import AuditLog
+        from grace_pipelines.audit import AuditLog, AuditSecretError
 
-        AuditLog(self).append(actor=actor, action=action, subject=subject, details=details)
+        log = AuditLog(self)
+        try:
+            log.append(actor=actor, action=action, subject=subject, details=details)
+        except AuditSecretError:
+            # a hostile file name shaped like a credential must not stop the work or leak:
+            # keep the event, drop the text that looked like a secret
+            log.append(actor="redacted" if actor else actor, action=action, subject="(redacted)",
+                       details={"redacted": "a value looked like a credential and was not recorded"})
 
     def consent_events(self, source_key: str) -> list[ConsentEvent]:
         with self.begin() as conn:

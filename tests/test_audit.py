@@ -4,14 +4,13 @@ SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import threading
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
-
-import dataclasses
-from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -70,7 +69,7 @@ def test_append_builds_a_verifiable_chain(log: AuditLog, url: str) -> None:
     entries = fill(log, 12)
     assert [e.seq for e in entries] == list(range(1, 13))
     assert entries[0].prev_hash == GENESIS_HASH == "0" * 64
-    for before, after in zip(entries, entries[1:]):
+    for before, after in pairwise(entries):
         assert after.prev_hash == before.hash
     stored = log.tail(100)
     assert stored == entries, "what append returns is what is stored (timestamps included)"
@@ -326,37 +325,34 @@ def _check_concurrent(log: AuditLog, expected: int, per_actor: int) -> None:
     for e in entries:
         by_actor.setdefault(e.actor, []).append(e.details["i"])
     assert all(seen == list(range(per_actor)) for seen in by_actor.values()), "each appender's entries in its order"
-    assert len({e.at for e in entries}) > 1 and all(a.at <= b.at for a, b in zip(entries, entries[1:]))
+    assert len({e.at for e in entries}) > 1 and all(a.at <= b.at for a, b in pairwise(entries))
 
 
 def test_concurrent_threads_never_fork_the_chain(log: AuditLog, url: str) -> None:
     threads, n = 8, 25
-    gate = threading.Event()
-    worker = threading.Thread(target=_append_many, args=(url, "main", n, threads, gate))
-    worker.start()
-    gate.set()
-    worker.join()
+    go = threading.Event()
+    go.set()
+    _append_many(url, "main", n, threads, go)
     _check_concurrent(log, threads * n, n)
+    actors = [e.actor for e in log.entries()]
+    assert sum(a != b for a, b in pairwise(actors)) > threads, "the threads really did interleave"
 
 
 def test_concurrent_processes_and_threads_never_fork_the_chain(log: AuditLog, url: str) -> None:
     processes, threads, n = 4, 3, 15
     ctx = mp.get_context("spawn")
-    start = ctx.Event()
+    start = ctx.Barrier(processes + 1)  # every process (this one too) ready before anyone appends
     procs = [ctx.Process(target=_append_many, args=(url, f"p{i}", n, threads, start)) for i in range(processes)]
     for p in procs:
         p.start()
-    local = threading.Thread(target=_append_many, args=(url, "parent", n, threads, start))
-    local.start()
-    import time
-
-    time.sleep(1.0)  # let the children import and open their logs, then release everyone at once
-    start.set()
-    local.join(timeout=120)
+    _append_many(url, "parent", n, threads, start)
     for p in procs:
         p.join(timeout=120)
         assert p.exitcode == 0, f"appender process failed (exit {p.exitcode})"
     _check_concurrent(log, (processes + 1) * threads * n, n)
+    owners = [e.actor.split("-")[0] for e in log.entries()]
+    switches = sum(a != b for a, b in pairwise(owners))
+    assert switches > processes + 1, "the processes really did append at the same time"
 
 
 # ---- secrets --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import grace_pipelines.audit  # noqa: F401  (the audit_log table is part of the migrated model)
+import grace_pipelines.vault  # noqa: F401  (vault tables too)
 from grace_pipelines.state import StateDB, metadata, normalise_url
 
 

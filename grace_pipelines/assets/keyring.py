@@ -1,6 +1,7 @@
 """`keyring`: the key-encryption keys after their latest rotation.
 
-Materializing it rotates: a new key becomes active, every blob's data key is re-wrapped
+Materializing it rotates: a new key becomes active, every blob's (and every vault value's)
+data key is re-wrapped
 under it (the data itself is not re-encrypted), every blob is verified to decrypt, then the
 old key is retired (its material destroyed). An interrupted rotation resumes on the next run
 and no blob is ever unreadable in between (grace_pipelines.crypto.rotation). The weekly
@@ -11,13 +12,18 @@ import dagster as dg
 
 from grace_pipelines.crypto.rotation import FolderBlobs, rotate, status
 from grace_pipelines.resources import BlobStore, StateResource
+from grace_pipelines.vault import StoreAndVaultBlobs, VaultBlobs
+
+
+def sealed_things(blob_store: BlobStore, state: StateResource) -> StoreAndVaultBlobs:
+    return StoreAndVaultBlobs(FolderBlobs(blob_store.root), VaultBlobs(state.db()))
 
 
 @dg.asset(group_name="governance", kinds={"python"})
 def keyring(context: dg.AssetExecutionContext, blob_store: BlobStore, state: StateResource) -> dg.MaterializeResult:
     """The keyring after rotating to a fresh key and re-wrapping every blob's data key."""
     ring = blob_store.keyring()
-    blobs = FolderBlobs(blob_store.root)
+    blobs = sealed_things(blob_store, state)
     report = rotate(ring, blobs).to_dict()
     after = status(ring, blobs).to_dict()
     audit_rotation(state, report)

@@ -1,7 +1,8 @@
 """Dagster resources: the engines and stores that assets call.
 
-`build_resources(settings)` wires them from GraceSettings; secrets (API keys) are read from
-the environment through `dg.EnvVar`, never stored in settings or metadata.
+`build_resources(settings)` wires them from GraceSettings; API keys come from the vault (a
+named secret, approved per purpose) or, when set, an environment variable through
+`dg.EnvVar`; never from settings, never into metadata.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def _api_key(settings: GraceSettings, needed: bool) -> Any:
     return None
 
 
+def _vault(settings: GraceSettings) -> dict[str, Any]:
+    """Where the engines find their API key when none is in the environment: the vault."""
+    return {"credential": settings.openai_credential, "state_url": settings.state_url, "keys_dir": str(settings.keys_dir)}
+
+
 def build_resources(settings: GraceSettings) -> dict[str, Any]:
     return {
         "transcriber": Transcriber(
@@ -39,12 +45,14 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
             openai_base_url=settings.openai_base_url,
             openai_api_key=_api_key(settings, settings.transcriber == "openai"),
             openai_model=settings.openai_transcription_model,
+            **_vault(settings),
         ),
         "embedder": Embedder(
             engine=settings.embedder,
             openai_model=settings.embedding_model,
             openai_base_url=settings.openai_base_url,
             openai_api_key=_api_key(settings, settings.embedder == "openai"),
+            **_vault(settings),
         ),
         "vector_store": VectorStore(uri=str(settings.lancedb)),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),

@@ -88,6 +88,9 @@ class Embedder(dg.ConfigurableResource):
     openai_model: str = "text-embedding-3-small"
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    credential: str | None = Field(None, description="Vault secret holding the API key")
+    state_url: str | None = None
+    keys_dir: str | None = None
     batch_size: int = 32  # measured: 32 is a little faster than 64 on 2 cores (bench/embedding_throughput.py)
 
     @property
@@ -126,12 +129,17 @@ class Embedder(dg.ConfigurableResource):
     def _openai(self, texts: list[str]) -> np.ndarray:
         import openai
 
-        if not self.openai_api_key:
-            raise EmbeddingError(
-                "the openai embedder needs an API key: set the environment variable named by "
-                "GRACE_OPENAI_API_KEY_ENV (default OPENAI_API_KEY)"
-            )
-        client = openai.OpenAI(api_key=self.openai_api_key, base_url=self.openai_base_url, max_retries=6)
+        api_key = self.openai_api_key
+        if not api_key:
+            from grace_pipelines.resources.credentials import vault_secret
+            from grace_pipelines.vault import VaultError, VaultRefused
+
+            try:
+                api_key = vault_secret(credential=self.credential, state_url=self.state_url, keys_dir=self.keys_dir,
+                                       purpose="embedding", actor="embedder:openai")
+            except (VaultRefused, VaultError) as exc:
+                raise EmbeddingError(f"the openai embedder needs an API key: {exc}") from None
+        client = openai.OpenAI(api_key=api_key, base_url=self.openai_base_url, max_retries=6)
         vectors: list[Any] = []
         step = max(1, min(self.batch_size, 2048))  # the API takes at most 2,048 inputs
         for start in range(0, len(texts), step):

@@ -117,6 +117,9 @@ class Transcriber(dg.ConfigurableResource):
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str = "whisper-1"
+    credential: str | None = Field(None, description="Vault secret holding the API key")
+    state_url: str | None = None
+    keys_dir: str | None = None
 
     # ---- engine selection --------------------------------------------------------------------
     def resolved_device(self) -> tuple[str, str]:
@@ -207,12 +210,17 @@ class Transcriber(dg.ConfigurableResource):
     def _openai(self, audio: bytes, name: str) -> Transcription:
         import openai
 
-        if not self.openai_api_key:
-            raise EngineUnavailable(
-                "the openai transcriber needs an API key: set the environment variable named by "
-                "GRACE_OPENAI_API_KEY_ENV (default OPENAI_API_KEY)"
-            )
-        client = openai.OpenAI(api_key=self.openai_api_key, base_url=self.openai_base_url, max_retries=5)
+        api_key = self.openai_api_key
+        if not api_key:
+            from grace_pipelines.resources.credentials import vault_secret
+            from grace_pipelines.vault import VaultError, VaultRefused
+
+            try:
+                api_key = vault_secret(credential=self.credential, state_url=self.state_url, keys_dir=self.keys_dir,
+                                       purpose="transcription", actor="transcriber:openai")
+            except (VaultRefused, VaultError) as exc:
+                raise EngineUnavailable(f"the openai transcriber needs an API key: {exc}") from None
+        client = openai.OpenAI(api_key=api_key, base_url=self.openai_base_url, max_retries=5)
         try:
             response = client.audio.transcriptions.create(
                 model=self.openai_model,

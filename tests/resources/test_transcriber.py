@@ -316,7 +316,7 @@ def test_openai_missing_key_is_clear_error(fake_openai: FakeServer) -> None:
         with pytest.raises(TranscriptionError) as info:
             api_transcriber(fake_openai, api_key=key).transcribe(b"audio", "a.mp3")
         assert "API key" in str(info.value)
-        assert "OPENAI_API_KEY" in str(info.value)
+        assert "grace secrets set openai" in str(info.value)
     assert fake_openai.requests == []
 
 

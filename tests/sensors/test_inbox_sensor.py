@@ -174,3 +174,17 @@ def test_dropping_a_failed_source_again_requests_a_fresh_run(setup) -> None:
     assert retry.partition_key == first.partition_key
     assert retry.run_key != first.run_key and retry.run_key.startswith(f"{first.partition_key}:retry:")
     assert db.get_source(first.partition_key).stage == "registered"
+
+
+def test_a_file_named_like_a_credential_is_quarantined_without_leaking(setup) -> None:
+    settings, _defs, driver, db = setup
+    name = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234567890abcd.xyz"
+    _drop(settings.inbox, name, data=b"not media")
+    driver.tick("inbox_sensor")  # must not raise
+    (q,) = db.list_quarantine()
+    assert "unsupported file type" in q["reason"]
+    from grace_pipelines.audit import AuditLog
+
+    entry = AuditLog(db).tail(1)[0]
+    assert entry.action == "quarantine" and entry.subject == "(redacted)"
+    assert "ABCDEFGHIJKLMNOP" not in str(entry.to_dict())
