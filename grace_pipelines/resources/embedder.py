@@ -129,16 +129,9 @@ class Embedder(dg.ConfigurableResource):
     def _openai(self, texts: list[str]) -> np.ndarray:
         import openai
 
-        api_key = self.openai_api_key
-        if not api_key:
-            from grace_pipelines.resources.credentials import vault_secret
-            from grace_pipelines.vault import VaultError, VaultRefused
+        from grace_pipelines.resources.credentials import engine_api_key
 
-            try:
-                api_key = vault_secret(credential=self.credential, state_url=self.state_url, keys_dir=self.keys_dir,
-                                       purpose="embedding", actor="embedder:openai")
-            except (VaultRefused, VaultError) as exc:
-                raise EmbeddingError(f"the openai embedder needs an API key: {exc}") from None
+        api_key = engine_api_key(self, purpose="embedding", actor="embedder:openai", error=EmbeddingError)
         client = openai.OpenAI(api_key=api_key, base_url=self.openai_base_url, max_retries=6)
         vectors: list[Any] = []
         step = max(1, min(self.batch_size, 2048))  # the API takes at most 2,048 inputs

@@ -210,16 +210,9 @@ class Transcriber(dg.ConfigurableResource):
     def _openai(self, audio: bytes, name: str) -> Transcription:
         import openai
 
-        api_key = self.openai_api_key
-        if not api_key:
-            from grace_pipelines.resources.credentials import vault_secret
-            from grace_pipelines.vault import VaultError, VaultRefused
+        from grace_pipelines.resources.credentials import engine_api_key
 
-            try:
-                api_key = vault_secret(credential=self.credential, state_url=self.state_url, keys_dir=self.keys_dir,
-                                       purpose="transcription", actor="transcriber:openai")
-            except (VaultRefused, VaultError) as exc:
-                raise EngineUnavailable(f"the openai transcriber needs an API key: {exc}") from None
+        api_key = engine_api_key(self, purpose="transcription", actor="transcriber:openai", error=EngineUnavailable)
         client = openai.OpenAI(api_key=api_key, base_url=self.openai_base_url, max_retries=5)
         try:
             response = client.audio.transcriptions.create(
