@@ -26,4 +26,10 @@ ask "Which database are we moving to?"
 
 say "grace status"
 grace status
+
+say "privacy: everything at rest is sealed; the meeting's consent is withdrawn and it is purged"
+grace keys status
+grace consent revoke migration.wav --party me --scope all --wait
+grace search "Which database are we moving to?" -k 1
+grace audit verify
 printf '\nOpen the control room with: GRACE_HOME=%s make dev\n' "$GRACE_HOME"

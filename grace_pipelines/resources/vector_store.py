@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +153,9 @@ class VectorStore(dg.ConfigurableResource):
         table.delete(f"source_key = '{_check_key(source_key)}'")
         # delete_unverified: also files of versions younger than 7 days (ours, just written);
         # callers serialise writers through the "index_writer" pool.
-        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        with warnings.catch_warnings():  # we mean it: no older version may keep the purged rows
+            warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
+            table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
         versions_after = len(table.list_versions())
         return {"rows": rows, "versions_removed": max(0, versions_before + 2 - versions_after)}
 
