@@ -334,6 +334,44 @@ class Grace:
             result.start_s, result.end_s = float(moment[2]), float(moment[3])
             result.citation = citation_for({"title": result.title, "start_s": result.start_s, "end_s": result.end_s})
 
+    # ---- ask ------------------------------------------------------------------------------
+    def ask(self, question: str, k: int = 5) -> Any:
+        """An answer with [n] citations: from a chat model when one is configured, else
+        extractive (labelled); 'nothing found' when no passage is relevant."""
+        from grace_pipelines.answer import NOT_FOUND, Answer, Citation, extractive, generate, passage_scores, relevant
+
+        results = self.search(question, k=k, mode="hybrid")
+        embedder = self.defs.resources["embedder"]
+        question_vec = embedder.embed_query(question)
+        scores = passage_scores(question_vec, [r.text for r in results], embedder.embed)
+        kept = relevant(results, scores, self.settings.answer_min_similarity)
+        if not kept:
+            return Answer(question=question, answer=NOT_FOUND, mode="not_found")
+        citations = [
+            Citation(n=i, citation=r.citation, source_key=r.source_key, title=r.title, kind=r.kind,
+                     start_s=r.start_s, end_s=r.end_s, text=r.text, similarity=round(sim, 4))
+            for i, (r, sim) in enumerate(kept, start=1)
+        ]
+        if not self.settings.chat_model:
+            return Answer(question=question, answer=extractive(question_vec, citations, embedder.embed), mode="extractive",
+                          citations=citations)
+        import openai
+
+        from grace_pipelines.resources.credentials import engine_api_key
+
+        holder = type("ChatEngine", (), {
+            "openai_api_key": os.environ.get(self.settings.openai_api_key_env) or None,
+            "credential": self.settings.openai_credential, "state_url": self.settings.state_url,
+            "keys_dir": str(self.settings.keys_dir),
+        })()
+        key = engine_api_key(holder, purpose="answering", actor="ask:chat", error=GraceError)
+        client = openai.OpenAI(api_key=key, base_url=self.settings.openai_base_url, max_retries=3)
+        try:
+            text = generate(question, citations, client=client, model=self.settings.chat_model)
+        except openai.OpenAIError as exc:
+            raise RuntimeError(f"the chat endpoint failed ({type(exc).__name__})") from None
+        return Answer(question=question, answer=text, mode="generated", citations=citations, model=self.settings.chat_model)
+
     # ---- consent --------------------------------------------------------------------------
     def resolve(self, ref: str) -> SourceRow:
         row = self.db.find_source(ref)

@@ -155,6 +155,28 @@ def search(
         out.print(f"   {r.text}", highlight=False, markup=False)
 
 
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="Your question, in your own words."),
+    k: int = typer.Option(5, "-k", "--k", help="How many passages to consider."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Answer in a few sentences with [n] citations (extractive when no chat model is set)."""
+    try:
+        answer = _grace(home).ask(question, k=k)
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json(answer.to_dict())
+        return
+    out.print(answer.answer, highlight=False, markup=False)
+    if answer.citations:
+        out.print("")
+        for c in answer.citations:
+            out.print(f"[{c.n}] {c.citation}", highlight=False, markup=False)
+
+
 @consent_app.command("grant")
 def consent_grant(
     source: str = typer.Argument(..., help="Source key, or the file name of a drop."),

@@ -79,6 +79,12 @@ class GraceSettings(BaseSettings):
     embedding_model: str = "text-embedding-3-small"
     openai_base_url: str | None = None
     openai_transcription_model: str = "whisper-1"
+    chat_model: str | None = Field(
+        None, description="OpenAI-compatible chat model for `grace ask`; none: extractive answers."
+    )
+    answer_min_similarity: float = Field(
+        0.3, ge=-1.0, le=1.0, description="Cosine similarity a passage needs to be used in an answer."
+    )
     openai_credential: str = Field("openai", description="Vault secret holding the OpenAI-compatible API key.")
     openai_api_key_env: str = Field(
         "OPENAI_API_KEY", description="Name of the environment variable holding the API key."
