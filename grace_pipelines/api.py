@@ -69,6 +69,8 @@ class SearchResult:
     chunk_index: int
     line_start: int | None = None
     line_end: int | None = None
+    page: int | None = None
+    heading: str | None = None
     passage_start_s: float | None = None  # the whole chunk's window; start_s/end_s pinpoint
     passage_end_s: float | None = None  # the sentence that best matches the query
 
@@ -82,7 +84,7 @@ class SourceStatus:
     title: str
     kind: str | None
     origin: str | None
-    state: str  # awaiting_consent | processing | searchable | failed | quarantined | purged
+    state: str  # awaiting_consent | processing | searchable | failed | quarantined | purged | no_text_layer
     why: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,7 +101,15 @@ def clock(seconds: float | None) -> str:
 
 
 def citation_for(row: dict[str, Any]) -> str:
+    """`talk.m4a @ 00:11-00:17`, `guide.pdf, p. 2`, `notes.md § Risks, lines 3-9`."""
     title = row.get("title") or row.get("source_key")
+    if row.get("page") is not None:
+        return f"{title}, p. {row['page']}"
+    if row.get("heading") and row.get("line_start") is not None and row.get("kind_label") in ("markdown", "text", None):
+        a, b = row["line_start"], row.get("line_end") or row["line_start"]
+        return f"{title} § {row['heading']}, " + (f"line {a}" if a == b else f"lines {a}-{b}")
+    if row.get("heading"):
+        return f"{title} § {row['heading']}"
     if row.get("start_s") is not None:
         start, end = row["start_s"], row.get("end_s")
         # floor the start and ceil the end so the shown window contains what was said
@@ -231,7 +241,7 @@ class Grace:
         """A run that failed for a reason no stage recorded (not consent, not bad input) is a
         system failure: say so in the source's state instead of leaving it 'processing'."""
         row = self.db.get_source(key)
-        if row is None or row.stage in ("awaiting_consent", "failed"):
+        if row is None or row.stage in ("awaiting_consent", "failed", "no_text_layer"):
             return
         messages = []
         for event in result.all_events:
@@ -285,6 +295,11 @@ class Grace:
             if text_keys[key] is None:
                 continue  # purged while the index still listed it
             text = open_text(text_keys[key], r["text_enc"], f"{key}:{int(r['chunk_index'])}")
+            heading = (
+                open_text(text_keys[key], r["heading_enc"], f"{key}:{int(r['chunk_index'])}:heading")
+                if r.get("heading_enc") else None
+            )
+            r = {**r, "heading": heading, "kind_label": "markdown" if r["title"].lower().endswith((".md", ".markdown", ".txt")) else "other"}
             results.append(
                 SearchResult(
                     rank=len(results) + 1,
@@ -299,6 +314,8 @@ class Grace:
                     chunk_index=int(r["chunk_index"]),
                     line_start=r.get("line_start"),
                     line_end=r.get("line_end"),
+                    page=r.get("page"),
+                    heading=heading,
                 )
             )
             if len(results) >= k:
@@ -565,6 +582,8 @@ def _status(row: SourceRow) -> SourceStatus:
         state, why = "searchable", "transcribed, chunked and indexed"
     elif stage == "failed":
         state, why = "failed", row.reason or "failed"
+    elif stage == "no_text_layer":
+        state, why = "no_text_layer", row.reason or "no text layer"
     elif stage == "purged":
         state, why = "purged", row.reason or "purged"
     elif stage == "awaiting_consent":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 AUDIO_EXTS = frozenset({"wav", "mp3", "m4a", "ogg", "opus", "oga", "flac", "webm", "aac"})
 VIDEO_EXTS = frozenset({"mp4", "mkv", "mov"})
-DOCUMENT_EXTS = frozenset({"txt", "md", "markdown"})
+DOCUMENT_EXTS = frozenset({"txt", "md", "markdown", "pdf", "html", "htm", "docx"})
 SUPPORTED_EXTS = AUDIO_EXTS | VIDEO_EXTS | DOCUMENT_EXTS
 SIDECAR_SUFFIX = ".consent.json"
 PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".swp")
@@ -131,6 +131,17 @@ def probe(path: Path, name: str | None = None, max_bytes: int | None = None) -> 
     if max_bytes is not None and size > max_bytes:
         raise MediaError(f"{name}: file is {size} bytes, above the limit of {max_bytes} bytes")
     if kind == "document":
-        text = decode_text(path.read_bytes(), name)
-        return Probe(kind, extension(name), None, chars=len(text))
+        ext = extension(name)
+        if ext == "pdf":
+            with path.open("rb") as handle:
+                if not handle.read(1024).lstrip().startswith(b"%PDF"):
+                    raise MediaError(f"{name}: not a PDF file (no %PDF header)")
+            return Probe(kind, ext, None)
+        if ext == "docx":
+            with path.open("rb") as handle:
+                if handle.read(4) != b"PK\x03\x04":
+                    raise MediaError(f"{name}: not a DOCX file (not a zip container)")
+            return Probe(kind, ext, None)
+        text = decode_text(path.read_bytes(), name)  # txt, md, html: text that must decode
+        return Probe(kind, ext, None, chars=len(text))
     return Probe(kind, extension(name), probe_audio(path, name))

@@ -93,7 +93,7 @@ quarantine_table = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 
-STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed", "purged")
+STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed", "purged", "no_text_layer")
 
 
 def normalise_url(url: str) -> str:

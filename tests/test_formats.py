@@ -41,4 +41,5 @@ def test_formats_end_to_end(home: Path, manifest) -> None:
         lines = (FIXTURES / "project_notes.md").read_text().splitlines()
         covered = "\n".join(lines[owner.line_start - 1 : owner.line_end])
         assert "Dana Whitfield" in covered
-        assert owner.citation == f"project_notes.md, lines {owner.line_start}-{owner.line_end}"
+        assert owner.heading == "Launch and Ownership"
+        assert owner.citation == f"project_notes.md § Launch and Ownership, lines {owner.line_start}-{owner.line_end}"

@@ -11,9 +11,10 @@ from grace_pipelines.assets.consent_gate import load_row, require_consent
 from grace_pipelines.assets.transcript import TRANSCRIPT, transcript
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource
-from grace_pipelines.text.chunking import chunk_document, chunk_transcript
+from grace_pipelines.text.chunking import chunk_sections, chunk_transcript
 
 CHUNKS = "chunks.json"
+
 
 
 class ChunkingConfig(dg.Config):
@@ -37,7 +38,7 @@ def chunks(
     require_consent(db, row, "index")
     payload = blob_store.get_json(key, TRANSCRIPT)
     if payload.get("kind") == "document":
-        pieces = chunk_document(payload["text"], config.chunk_chars, config.chunk_overlap)
+        pieces = chunk_sections(payload["text"], payload.get("sections") or [], config.chunk_chars, config.chunk_overlap)
     else:
         pieces = chunk_transcript(payload["segments"], config.chunk_chars, config.chunk_overlap)
     blob_store.put_json(key, CHUNKS, [c.to_dict() for c in pieces])

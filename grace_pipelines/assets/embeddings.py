@@ -59,6 +59,8 @@ def embeddings(
             "line_start": p.get("line_start"),
             "line_end": p.get("line_end"),
             "moments": json.dumps(p.get("moments") or []),
+            "page": p.get("page"),
+            "heading_enc": seal_text(text_key, p["heading"], f"{key}:{p['index']}:heading") if p.get("heading") else None,
             "model": embedder.model_name,
             "model_version": embedder.model_version,
             "vector": vector.tolist(),

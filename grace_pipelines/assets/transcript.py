@@ -14,7 +14,8 @@ from grace_pipelines.assets.consent_gate import (
     require_consent,
 )
 from grace_pipelines.assets.source import ORIGINAL, source
-from grace_pipelines.media import MediaError, decode_text
+from grace_pipelines.media import MediaError
+from grace_pipelines.text.extract import NoTextLayer, extract
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource, Transcriber
 from grace_pipelines.resources.transcriber import EngineUnavailable, TranscriptionError
@@ -47,9 +48,19 @@ def transcript(
     metadata: dict[str, object] = {"kind": row.kind}
     try:
         if row.kind == "document":
-            text = decode_text(data, row.title)
-            payload = {"kind": "document", "text": text}
-            metadata.update({"chars": len(text), "lines": text.count("\n") + 1})
+            doc = extract(data, row.ext, row.title)
+            payload = {
+                "kind": "document",
+                "format": doc.kind_label,
+                "text": doc.text,
+                "sections": [
+                    {"char_start": s.char_start, "char_end": s.char_end, "page": s.page, "heading": s.heading}
+                    for s in doc.sections
+                ],
+            }
+            pages = {s.page for s in doc.sections if s.page is not None}
+            metadata.update({"format": doc.kind_label, "chars": len(doc.text), "sections": len(doc.sections),
+                             "pages_with_text": len(pages), "lines": doc.text.count("\n") + 1})
         else:
             result = transcriber.transcribe(data, row.title)
             payload = {"kind": row.kind, **result.to_dict()}
@@ -75,6 +86,9 @@ def transcript(
                 context.log.warning(note)
     except EngineUnavailable:
         raise  # a system failure: the run fails and the source is not blamed
+    except NoTextLayer as exc:
+        db.set_stage(key, "no_text_layer", reason=str(exc))
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     except (TranscriptionError, MediaError) as exc:
         db.set_stage(key, "failed", reason=str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -48,6 +48,8 @@ def chunks_schema(dim: int) -> pa.Schema:
             pa.field("end_s", pa.float64()),
             pa.field("line_start", pa.int32()),
             pa.field("line_end", pa.int32()),
+            pa.field("page", pa.int32()),
+            pa.field("heading_enc", pa.binary()),  # the section heading, sealed like the text
             pa.field("moments", pa.string()),  # JSON [[from, to, start_s, end_s], ...] per sentence
             pa.field("model", pa.string()),
             pa.field("model_version", pa.string()),
@@ -227,13 +229,17 @@ class VectorStore(dg.ConfigurableResource):
 
 
 def fuse_rrf(rankings: list[list[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (rrf_k + rank)."""
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (rrf_k + rank); equal scores
+    (1st + 2nd vs 2nd + 1st) go to the hit whose raw scores are stronger relative to the best."""
     scores: dict[str, float] = {}
+    strength: dict[str, float] = {}  # tie-break: each ranking's score relative to its best
     rows: dict[str, dict[str, Any]] = {}
     for ranking in rankings:
+        top = max((abs(h.score) for h in ranking), default=0.0) or 1.0
         for rank, hit in enumerate(ranking, start=1):
             key = hit.row["id"]
             scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
+            strength[key] = strength.get(key, 0.0) + hit.score / top
             rows.setdefault(key, hit.row)
-    best = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
+    best = sorted(scores, key=lambda key: (round(scores[key], 12), strength[key]), reverse=True)[:k]
     return [Hit(rows[key], scores[key]) for key in best]

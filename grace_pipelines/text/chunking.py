@@ -30,6 +30,8 @@ class Chunk:
     # per sentence of a transcript chunk: (char offset in chunk, end offset, start_s, end_s),
     # so search can point at the exact moment inside a longer passage
     moments: tuple[tuple[int, int, float, float], ...] = ()
+    page: int | None = None  # documents: the page (PDF) or heading (HTML, DOCX, Markdown)
+    heading: str | None = None  # the chunk starts in
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,8 +178,27 @@ def chunk_transcript(segments: Sequence[dict[str, Any]], size: int = 500, overla
     return chunks
 
 
-def chunk_document(text: str, size: int = 500, overlap: int = 100) -> list[Chunk]:
-    """Chunks of a text document, each with its 1-based line range."""
+def chunk_sections(
+    text: str, sections: Sequence[dict[str, Any]], size: int = 500, overlap: int = 100
+) -> list[Chunk]:
+    """Chunks that never cross a page or heading: each section is chunked on its own, so a
+    chunk's citation (page, heading, lines) is exact."""
+    if not sections:
+        return chunk_document(text, size, overlap)
+    out: list[Chunk] = []
+    for section in sections:
+        for piece in chunk_document(text, size, overlap, span=(section["char_start"], section["char_end"])):
+            out.append(
+                Chunk(len(out), piece.text, piece.char_start, piece.char_end, line_start=piece.line_start,
+                      line_end=piece.line_end, page=section.get("page"), heading=section.get("heading"))
+            )
+    return out
+
+
+def chunk_document(
+    text: str, size: int = 500, overlap: int = 100, span: tuple[int, int] | None = None
+) -> list[Chunk]:
+    """Chunks of a text document (or of `span` within it), each with its 1-based line range."""
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> int:
@@ -190,7 +211,9 @@ def chunk_document(text: str, size: int = 500, overlap: int = 100) -> list[Chunk
                 hi = mid - 1
         return lo + 1
 
+    base, stop = span or (0, len(text))
     return [
-        Chunk(i, text[s:e], s, e, line_start=line_of(s), line_end=line_of(max(s, e - 1)))
-        for i, (s, e) in enumerate(pack_spans(text, size, overlap))
+        Chunk(i, text[base + s : base + e], base + s, base + e, line_start=line_of(base + s),
+              line_end=line_of(max(base + s, base + e - 1)))
+        for i, (s, e) in enumerate(pack_spans(text[base:stop], size, overlap))
     ]

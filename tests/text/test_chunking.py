@@ -95,3 +95,16 @@ def test_every_word_lands_in_some_chunk(text: str, size: int, overlap: int) -> N
             assert covered[i], f"character {i} lost"
     starts = [a for a, _ in spans]
     assert starts == sorted(set(starts)), "chunks advance monotonically"
+
+
+def test_section_chunks_never_cross_a_heading() -> None:
+    from grace_pipelines.text.chunking import chunk_sections
+
+    text = "# A\nalpha one. alpha two.\n# B\nbeta one. beta two. beta three.\n"
+    b = text.index("# B")
+    sections = [{"char_start": 0, "char_end": b, "page": None, "heading": "A"},
+                {"char_start": b, "char_end": len(text), "page": None, "heading": "B"}]
+    chunks = chunk_sections(text, sections, size=500, overlap=0)
+    assert [(c.heading, c.line_start, c.line_end) for c in chunks] == [("A", 1, 2), ("B", 3, 4)]
+    assert [c.index for c in chunks] == [0, 1]
+    assert all(text[c.char_start:c.char_end] == c.text for c in chunks)
