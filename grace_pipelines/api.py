@@ -389,6 +389,32 @@ class Grace:
             raise RuntimeError(f"the chat endpoint failed ({type(exc).__name__})") from None
         return Answer(question=question, answer=text, mode="generated", citations=citations, model=self.settings.chat_model)
 
+    # ---- playback -------------------------------------------------------------------------
+    def clip(self, citation: str, *, context_s: float = 1.0, source_key: str | None = None) -> tuple[bytes, SourceRow]:
+        """The cited window of a recording (plus `context_s` either side) as WAV bytes,
+        decoded in memory from the sealed original. Only sources with index consent."""
+        from grace_pipelines.audio.clip import clip_wav, parse_citation
+
+        try:
+            cited = parse_citation(citation)
+        except ValueError as exc:
+            raise GraceError(str(exc)) from None
+        row = self.db.get_source(source_key) if source_key else self.resolve(cited.title)
+        if row is None:
+            raise GraceError(f"no recording matches {cited.title!r}")
+        if row.kind == "document":
+            raise GraceError(f"{row.title} is a document; only recordings can be played")
+        if missing_parties(row.participants, self.db.consent_events(row.key), "index", utcnow()):
+            raise GraceError(f"{row.title} has no consent to be searched or played")
+        blobs = self.defs.resources["blob_store"]
+        if not blobs.exists(row.key, "original"):
+            raise GraceError(f"{row.title}: the recording is not stored (purged?)")
+        try:
+            wav = clip_wav(blobs.get_bytes(row.key, "original"), cited.start_s, cited.end_s, context_s=context_s, name=row.title)
+        except ValueError as exc:
+            raise GraceError(str(exc)) from None
+        return wav, row
+
     # ---- consent --------------------------------------------------------------------------
     def resolve(self, ref: str) -> SourceRow:
         row = self.db.find_source(ref)

@@ -177,6 +177,34 @@ def ask(
             out.print(f"[{c.n}] {c.citation}", highlight=False, markup=False)
 
 
+@app.command()
+def play(
+    citation: str = typer.Argument(..., help="A citation as search prints it, e.g. 'standup.mp3 @ 00:03-00:09'."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write the clip (WAV) here instead of playing it."),
+    context: float = typer.Option(1.0, "--context", help="Seconds of context either side."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Hear the exact moment: decode just the cited window (with context) and play or save it."""
+    from grace_pipelines.audio.clip import play_wav
+
+    try:
+        wav, row = _grace(home).clip(citation, context_s=context)
+    except Exception as exc:
+        _fail(exc)
+    if out_path is not None:
+        out_path.write_bytes(wav)
+        out.print(f"wrote {out_path} ({len(wav)} bytes) from {row.title}", highlight=False)
+        return
+    try:
+        played = play_wav(wav)
+    except RuntimeError as exc:
+        err.print(f"[bold red]error:[/] {exc}; use --out clip.wav", highlight=False)
+        raise typer.Exit(1)
+    if not played:
+        err.print("[bold red]error:[/] no audio player found (ffplay, aplay, paplay); use --out clip.wav", highlight=False)
+        raise typer.Exit(1)
+
+
 @consent_app.command("grant")
 def consent_grant(
     source: str = typer.Argument(..., help="Source key, or the file name of a drop."),
