@@ -46,6 +46,8 @@ QUERIES = 200
 MIN_QUERIES = 20
 MODE_BUDGET_S = float(os.environ.get("BENCH_SEARCH_MODE_BUDGET_S", 10))
 UPSERT_HEAD_TAIL = 100
+INDEX_KEY = b"bench-index-key-0123456789abcdef"
+TEXT_KEY = b"bench-text-key-0123456789abcdef!"
 FULL_BUILD = os.environ.get("BENCH_SEARCH_FULL_BUILD") == "1"
 RECALL_QUERIES = 50
 K = 5
@@ -145,7 +147,9 @@ def current_config(store, table) -> dict:
 def main() -> None:
     import pyarrow as pa
 
+    from grace_pipelines.resources.blob_store import seal_text
     from grace_pipelines.resources.vector_store import VectorStore, chunks_schema
+    from grace_pipelines.text.keywords import blind_tokens
 
     rng = np.random.default_rng(SEED)
     vocab = english_vocabulary(4000)
@@ -176,7 +180,9 @@ def main() -> None:
             base = s * CHUNKS_PER_SOURCE
             rows = [
                 {
-                    "id": f"{key}:{i}", "source_key": key, "chunk_index": i, "text": texts[base + i],
+                    "id": f"{key}:{i}", "source_key": key, "chunk_index": i,
+                    "text_enc": seal_text(TEXT_KEY, texts[base + i], f"{key}:{i}"),
+                    "keywords": blind_tokens(INDEX_KEY, texts[base + i]),
                     "title": f"note-{s}.m4a", "kind": "audio", "start_s": float(i * 20), "end_s": float(i * 20 + 24),
                     "line_start": None, "line_end": None, "model": "all-MiniLM-L6-v2-int8-onnx", "model_version": "bench",
                     "moments": MOMENTS, "vector": vectors[base + i],
@@ -216,6 +222,7 @@ def main() -> None:
         note(f"built in {build_s:.1f} s: {result['table_as_is']}")
 
         qv, qt = make_queries(rng, vectors, vocab, QUERIES)
+        qt = [blind_tokens(INDEX_KEY, q) for q in qt]  # what Grace.search sends: keyed hashes of the stems
         result["as_is"] = run_modes(store, qv, qt, ("vector", "keyword", "hybrid"), "as_is")
 
         t = time.perf_counter()
@@ -263,7 +270,7 @@ def main() -> None:
             vec = extra_rng.standard_normal((count, DIM)).astype(np.float32)
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
             rows = [{"id": f"ffffffffffffffff:{added + i}", "source_key": "ffffffffffffffff", "chunk_index": added + i,
-                     "text": sentences_text(extra_rng, vocab, 500), "title": "new", "kind": "audio",
+                     "keywords": blind_tokens(INDEX_KEY, sentences_text(extra_rng, vocab, 500)), "title": "new", "kind": "audio",
                      "model": "bench", "model_version": "bench", "moments": MOMENTS, "vector": vec[i]} for i in range(count)]
             table.add(pa.Table.from_pylist(rows, schema=chunks_schema(DIM)))
             added = target
