@@ -10,7 +10,8 @@ import dagster as dg
 
 from grace_pipelines.assets import chunks, embeddings, purge_receipt, source, transcript
 from grace_pipelines.assets.keyring import keyring
-from grace_pipelines.schedules import key_rotation_job, key_rotation_schedule
+from grace_pipelines.assets.search_index import search_index
+from grace_pipelines.schedules import key_rotation_job, key_rotation_schedule, search_index_job, search_index_schedule
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import build_resources
 from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor
@@ -33,9 +34,9 @@ def build_definitions(settings: GraceSettings) -> dg.Definitions:
         description="Remove everything derived from one source after consent is revoked or expires.",
     )
     return dg.Definitions(
-        assets=[*INGEST_ASSETS, purge_receipt, keyring],
-        jobs=[job, purge_job, key_rotation_job],
-        schedules=[key_rotation_schedule],
+        assets=[*INGEST_ASSETS, purge_receipt, keyring, search_index],
+        jobs=[job, purge_job, key_rotation_job, search_index_job],
+        schedules=[key_rotation_schedule, search_index_schedule],
         sensors=[
             build_inbox_sensor(settings, job),
             build_consent_sensor(

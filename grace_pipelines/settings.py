@@ -90,6 +90,11 @@ class GraceSettings(BaseSettings):
         "OPENAI_API_KEY", description="Name of the environment variable holding the API key."
     )
 
+    # search index
+    ann_min_rows: int = Field(50_000, ge=1, description="Rows from which the vector index is built.")
+    ann_ef: int = Field(200, ge=1)
+    ann_refine_factor: int = Field(5, ge=1)
+
     # storage
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the app state; default SQLite in GRACE_HOME."

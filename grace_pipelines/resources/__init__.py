@@ -54,7 +54,10 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
             openai_api_key=_api_key(settings, settings.embedder == "openai"),
             **_vault(settings),
         ),
-        "vector_store": VectorStore(uri=str(settings.lancedb)),
+        "vector_store": VectorStore(
+            uri=str(settings.lancedb), ann_min_rows=settings.ann_min_rows, ann_ef=settings.ann_ef,
+            ann_refine_factor=settings.ann_refine_factor,
+        ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url),
     }

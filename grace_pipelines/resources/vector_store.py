@@ -93,6 +93,43 @@ class VectorStore(dg.ConfigurableResource):
         "unindexed rows are still searched, but by a slow flat scan.",
     )
 
+    ann_min_rows: int = Field(50_000, description="Build the approximate vector index from this many rows")
+    ann_ef: int = Field(200, description="HNSW search breadth (recall vs speed)")
+    ann_refine_factor: int = Field(5, description="Re-rank this many times k candidates with exact vectors")
+
+    def maintain(self) -> dict[str, Any]:
+        """Off-peak upkeep: compact and fold new rows into the indices; build (or rebuild) the
+        IVF_HNSW_SQ vector index once the table reaches `ann_min_rows` (below that, exact
+        search is fast enough and exact)."""
+        import time
+
+        from lancedb.index import IvfHnswSq
+
+        table = self.table()
+        if table is None:
+            return {"rows": 0, "vector_index": "none", "optimize_s": 0.0, "index_build_s": 0.0}
+        started = time.perf_counter()
+        table.optimize()
+        optimize_s = time.perf_counter() - started
+        rows = table.count_rows()
+        names = {ix.name: ix for ix in table.list_indices()}
+        build_s = 0.0
+        if rows >= self.ann_min_rows:
+            stats = table.index_stats("vector_idx") if "vector_idx" in names else None
+            unindexed = (stats.num_unindexed_rows or 0) if stats else rows
+            if stats is None or unindexed > rows // 10:  # fresh, or >10% of rows outside it
+                started = time.perf_counter()
+                table.create_index("vector", config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 50_000)), replace=True)
+                build_s = time.perf_counter() - started
+        final = {ix.name for ix in table.list_indices()}
+        return {
+            "rows": rows,
+            "vector_index": "IVF_HNSW_SQ" if "vector_idx" in final else "none (exact search)",
+            "optimize_s": round(optimize_s, 3),
+            "index_build_s": round(build_s, 3),
+            "versions": len(table.list_versions()),
+        }
+
     def _db(self) -> Any:
         return _connect(self.uri)
 
@@ -200,19 +237,25 @@ class VectorStore(dg.ConfigurableResource):
         if table is None or k <= 0:
             return []
         if mode == "vector":
-            return self._vector(table, vector, k)
+            return self._vector(table, vector, k, self.ann_ef, self.ann_refine_factor)
         if mode == "keyword":
             return self._keyword(table, query_tokens, k)
         pool = max(candidates, k)
-        return fuse_rrf([self._vector(table, vector, pool), self._keyword(table, query_tokens, pool)], k)
+        return fuse_rrf(
+            [self._vector(table, vector, pool, self.ann_ef, self.ann_refine_factor), self._keyword(table, query_tokens, pool)], k
+        )
 
     @staticmethod
-    def _vector(table: Any, vector: np.ndarray | None, k: int) -> list[Hit]:
+    def _vector(table: Any, vector: np.ndarray | None, k: int, ef: int = 200, refine: int = 5) -> list[Hit]:
+        """Cosine top-k: exact without a vector index; with one, HNSW breadth `ef` and an exact
+        re-rank of `refine` x k candidates (both ignored by exact search)."""
         if vector is None:
             raise VectorStoreError("vector search needs a query vector")
         rows = (
             table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
             .distance_type("cosine")
+            .ef(max(ef, k * refine))  # HNSW must look at least at every candidate it re-ranks
+            .refine_factor(refine)
             .limit(k)
             .to_list()
         )

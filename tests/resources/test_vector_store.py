@@ -319,3 +319,21 @@ def test_fuse_rrf_keeps_first_seen_row() -> None:
     fused = fuse_rrf([first, second], k=1)
     assert fused[0].row["text"] == "from vector"
     assert fused[0].score == pytest.approx(2 / 61)
+
+
+def test_maintain_builds_the_vector_index_at_the_threshold_and_search_stays_right(tmp_path: Path) -> None:
+    small = BlindStore(uri=str(tmp_path / "small"), ann_min_rows=1_000)
+    big = BlindStore(uri=str(tmp_path / "big"), ann_min_rows=50)
+    vectors = unit_vectors(60, 7)
+    texts = [f"chunk number {i} about topic {i % 7}" for i in range(60)]
+    for store in (small, big):
+        for s in range(3):
+            key = f"{s:016x}"
+            store.upsert_source(key, make_rows(key, texts[s * 20:(s + 1) * 20], vectors[s * 20:(s + 1) * 20]), DIM)
+    assert small.maintain()["vector_index"] == "none (exact search)"
+    report = big.maintain()
+    assert report["vector_index"] == "IVF_HNSW_SQ" and report["rows"] == 60
+    assert "vector_idx" in {ix.name for ix in big.table().list_indices()}
+    for i in (0, 25, 59):
+        top = big.search("", vectors[i], k=1, mode="vector")[0]
+        assert top.row["id"] == f"{i // 20:016x}:{i % 20}" and top.score > 0.99
