@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import signal
 import sys
 from pathlib import Path
@@ -56,6 +58,17 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(2)
 
 
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn any failure inside a command into the contract's exit code and a clear message."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc)
+
+
 def _emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, default=str) + "\n")
 
@@ -63,10 +76,8 @@ def _emit_json(value: Any) -> None:
 @app.command()
 def init(home: Optional[Path] = HomeOption) -> None:
     """Create GRACE_HOME with its inbox, store, index and Dagster instance (idempotent)."""
-    try:
+    with _errors():
         path = _grace(home).init()
-    except Exception as exc:
-        _fail(exc)
     out.print(f"Grace home ready at [bold]{path}[/]")
 
 
@@ -79,7 +90,7 @@ def ingest(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Drop files into the inbox; with --wait, run the Dagster asset graph for them to the end."""
-    try:
+    with _errors():
         grace = _grace(home)
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -92,8 +103,6 @@ def ingest(
                 progress.advance(task)
 
             outcomes = grace.ingest(paths, origin=origin, wait=wait, progress=step)
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"sources": [o.to_dict() for o in outcomes]})
     else:
@@ -109,10 +118,8 @@ def status(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Each source's state (awaiting_consent, processing, searchable, failed, quarantined) and why."""
-    try:
+    with _errors():
         items = _grace(home).status()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"sources": [i.to_dict() for i in items]})
     else:
@@ -139,10 +146,8 @@ def search(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Find the passages that answer QUERY, with the recording and second (or lines) they come from."""
-    try:
+    with _errors():
         results = _grace(home).search(query, k=k, mode=mode)
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         keys = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation")
         _emit_json({"query": query, "results": [{k_: r.to_dict()[k_] for k_ in keys} for r in results]})
@@ -163,10 +168,8 @@ def ask(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Answer in a few sentences with [n] citations (extractive when no chat model is set)."""
-    try:
+    with _errors():
         answer = _grace(home).ask(question, k=k)
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json(answer.to_dict())
         return
@@ -187,10 +190,8 @@ def play(
     """Hear the exact moment: decode just the cited window (with context) and play or save it."""
     from grace_pipelines.audio.clip import play_wav
 
-    try:
+    with _errors():
         wav, row = _grace(home).clip(citation, context_s=context)
-    except Exception as exc:
-        _fail(exc)
     if out_path is not None:
         out_path.write_bytes(wav)
         out.print(f"wrote {out_path} ({len(wav)} bytes) from {row.title}", highlight=False)
@@ -215,14 +216,12 @@ def consent_grant(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Record a grant; waiting work is launched by consent_sensor (or now, with --wait)."""
-    try:
+    with _errors():
         grace = _grace(home)
         expires = utcnow() + parse_ttl(ttl) if ttl else None
         grace.grant(source, party, scope, actor=_actor(), wait=wait, expires_at=expires)
         row = grace.resolve(source)
         state = grace.status_of(row.key)
-    except Exception as exc:
-        _fail(exc)
     out.print(f"granted {scope} for {row.title} by {party}; now {state.state}: {state.why}", highlight=False)
 
 
@@ -236,13 +235,11 @@ def consent_revoke(
 ) -> None:
     """Record a revocation: search stops returning the source at once, and purge_job removes
     everything derived (consent_sensor launches it; --wait runs it now)."""
-    try:
+    with _errors():
         grace = _grace(home)
         grace.revoke(source, party, scope, actor=_actor(), wait=wait)
         row = grace.resolve(source)
         status = grace.status_of(row.key)
-    except Exception as exc:
-        _fail(exc)
     out.print(f"revoked {scope} for {row.title} by {party}; now {status.state}: {status.why}", highlight=False)
 
 
@@ -255,10 +252,8 @@ def purge(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Purge everything derived from a source (transcript, chunks, vectors, index entries)."""
-    try:
+    with _errors():
         receipt = _grace(home).purge(source, reason="purge requested from the CLI", remove_original=original or None)
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"receipt": receipt})
     else:
@@ -272,10 +267,8 @@ def consent_list(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Per source and scope: participants, who granted and who is missing."""
-    try:
+    with _errors():
         items = _grace(home).consent_list(pending=pending)
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"consent": items})
         return
@@ -296,10 +289,8 @@ app.add_typer(audit_app, name="audit")
 @keys_app.command("rotate")
 def keys_rotate(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
     """New key, re-wrap every blob's data key, verify all, retire the old key (resumable)."""
-    try:
+    with _errors():
         report = _grace(home).rotate_keys()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"rotation": report})
         return
@@ -313,10 +304,8 @@ def keys_rotate(as_json: bool = typer.Option(False, "--json"), home: Optional[Pa
 @keys_app.command("status")
 def keys_status(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
     """Keys, their state and age, and how many blobs each wraps."""
-    try:
+    with _errors():
         report = _grace(home).key_status()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"keys": report})
         return
@@ -331,10 +320,8 @@ def keys_status(as_json: bool = typer.Option(False, "--json"), home: Optional[Pa
 @keys_app.command("verify")
 def keys_verify(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
     """Decrypt every blob; exit 2 naming the ones that do not."""
-    try:
+    with _errors():
         report = _grace(home).verify_keys()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"verify": report})
     else:
@@ -348,10 +335,8 @@ def keys_verify(as_json: bool = typer.Option(False, "--json"), home: Optional[Pa
 @audit_app.command("verify")
 def audit_verify(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
     """Check the hash chain; exit 2 naming each edited, deleted, inserted or reordered entry."""
-    try:
+    with _errors():
         report = _grace(home).audit_verify()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"audit": report})
     elif report["ok"]:
@@ -370,10 +355,8 @@ def audit_tail(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """The latest audit entries."""
-    try:
+    with _errors():
         entries = _grace(home).audit_tail(n)
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"entries": entries})
         return
@@ -395,15 +378,13 @@ def secrets_set(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Store a secret; the value comes from a hidden prompt or standard input, never argv."""
-    try:
+    with _errors():
         grace = _grace(home)
         if sys.stdin.isatty():
             value = typer.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
         else:
             value = sys.stdin.readline().rstrip("\r\n")
         grace.vault.set(name, value, actor=_actor())
-    except Exception as exc:
-        _fail(exc)
     out.print(f"stored secret {name} (sealed); approve a use with: grace secrets approve {name} --purpose PURPOSE", highlight=False)
 
 
@@ -415,11 +396,9 @@ def secrets_approve(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Allow a secret to be used for one purpose (optionally for a limited time)."""
-    try:
+    with _errors():
         expires = utcnow() + parse_ttl(ttl) if ttl else None
         _grace(home).vault.approve(name, purpose, actor=_actor(), expires_at=expires)
-    except Exception as exc:
-        _fail(exc)
     out.print(f"approved {name} for {purpose}" + (f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""), highlight=False)
 
 
@@ -430,20 +409,16 @@ def secrets_revoke(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Withdraw approvals of a secret; later uses are refused."""
-    try:
+    with _errors():
         count = _grace(home).vault.revoke(name, purpose, actor=_actor())
-    except Exception as exc:
-        _fail(exc)
     out.print(f"revoked {count} approval(s) of {name}", highlight=False)
 
 
 @secrets_app.command("list")
 def secrets_list(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
     """Secrets and their active approvals (never values)."""
-    try:
+    with _errors():
         items = _grace(home).vault.list()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"secrets": items})
         return
@@ -459,10 +434,8 @@ def secrets_list(as_json: bool = typer.Option(False, "--json"), home: Optional[P
 @secrets_app.command("pending")
 def secrets_pending(as_json: bool = typer.Option(False, "--json"), home: Optional[Path] = HomeOption) -> None:
     """Uses that were refused for lack of approval, with the command that approves each."""
-    try:
+    with _errors():
         items = _grace(home).vault.pending()
-    except Exception as exc:
-        _fail(exc)
     if as_json:
         _emit_json({"pending": items})
         return
@@ -478,11 +451,9 @@ def dev(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Start the Dagster web UI and daemon on 127.0.0.1 for GRACE_HOME."""
-    try:
+    with _errors():
         grace = _grace(home)
         grace.init()
-    except Exception as exc:
-        _fail(exc)
     env = dict(os.environ)
     env["GRACE_HOME"] = str(grace.settings.home)
     env.setdefault("DAGSTER_HOME", str(grace.settings.dagster_home))
