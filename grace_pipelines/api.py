@@ -100,12 +100,15 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
+LINE_CITED = (".md", ".markdown", ".txt")  # formats whose lines a reader can open and count
+
+
 def citation_for(row: dict[str, Any]) -> str:
     """`talk.m4a @ 00:11-00:17`, `guide.pdf, p. 2`, `notes.md § Risks, lines 3-9`."""
     title = row.get("title") or row.get("source_key")
     if row.get("page") is not None:
         return f"{title}, p. {row['page']}"
-    if row.get("heading") and row.get("line_start") is not None and row.get("kind_label") in ("markdown", "text", None):
+    if row.get("heading") and row.get("line_start") is not None and str(title).lower().endswith(LINE_CITED):
         a, b = row["line_start"], row.get("line_end") or row["line_start"]
         return f"{title} § {row['heading']}, " + (f"line {a}" if a == b else f"lines {a}-{b}")
     if row.get("heading"):
@@ -299,7 +302,7 @@ class Grace:
                 open_text(text_keys[key], r["heading_enc"], f"{key}:{int(r['chunk_index'])}:heading")
                 if r.get("heading_enc") else None
             )
-            r = {**r, "heading": heading, "kind_label": "markdown" if r["title"].lower().endswith((".md", ".markdown", ".txt")) else "other"}
+            r = {**r, "heading": heading}
             results.append(
                 SearchResult(
                     rank=len(results) + 1,
@@ -374,14 +377,13 @@ class Grace:
                           citations=citations)
         import openai
 
-        from grace_pipelines.resources.credentials import engine_api_key
+        from grace_pipelines.resources.credentials import api_key_for
 
-        holder = type("ChatEngine", (), {
-            "openai_api_key": os.environ.get(self.settings.openai_api_key_env) or None,
-            "credential": self.settings.openai_credential, "state_url": self.settings.state_url,
-            "keys_dir": str(self.settings.keys_dir),
-        })()
-        key = engine_api_key(holder, purpose="answering", actor="ask:chat", error=GraceError)
+        key = api_key_for(
+            os.environ.get(self.settings.openai_api_key_env), credential=self.settings.openai_credential,
+            state_url=self.settings.state_url, keys_dir=str(self.settings.keys_dir),
+            purpose="answering", actor="ask:chat", error=GraceError,
+        )
         client = openai.OpenAI(api_key=key, base_url=self.settings.openai_base_url, max_retries=3)
         try:
             text = generate(question, citations, client=client, model=self.settings.chat_model)

@@ -8,9 +8,10 @@ append-only; the *latest* event per (party, scope) wins, and an expired grant co
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -168,14 +169,12 @@ def policy_grants(
     return list({(p, s): (p, s, r) for p, s, r in grants}.values())
 
 
-_DURATION = __import__("re").compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_ttl(text: str) -> "timedelta":
+def parse_ttl(text: str) -> timedelta:
     """'30d', '12h', '90m', '2w' -> timedelta; a clear error otherwise."""
-    from datetime import timedelta
-
     match = _DURATION.match(text or "")
     if not match or int(match.group(1)) <= 0:
         raise ConsentError(f"invalid duration {text!r}; use a number and a unit: 90m, 12h, 30d, 2w")

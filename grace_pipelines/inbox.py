@@ -229,7 +229,8 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
         result.new.append(drop)
         return
     existing = db.get_source(key)
-    if existing is not None and existing.stage == "purged" and not (settings.store / key / "original").is_file():
+    stored = (settings.store / key / "original").is_file()  # the blob store's layout
+    if existing is not None and existing.stage == "purged" and not stored:
         # the raw recording was purged: keep this copy; it waits for a new grant
         db.update_source(key, stage="registered", reason=None, inbox_path=str(path))
         drop.run_key = f"{key}:redrop:{time.time_ns()}"
@@ -237,7 +238,6 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
         return
     if existing is not None and existing.stage == "failed":
         # dropping a failed source again retries it (after a fix of the engine or settings)
-        stored = (settings.store / key / "original").is_file()
         if stored:
             path.unlink(missing_ok=True)
         db.update_source(key, stage="registered", reason=None, inbox_path=None if stored else str(path))

@@ -236,13 +236,6 @@ class StateDB:
             rows = conn.execute(sources_table.select().order_by(sources_table.c.dropped_at))
             return [SourceRow(**r._mapping) for r in rows]
 
-    def known_keys(self, keys: Sequence[str]) -> set[str]:
-        if not keys:
-            return set()
-        with self.begin() as conn:
-            rows = conn.execute(sa.select(sources_table.c.key).where(sources_table.c.key.in_(keys)))
-            return {r[0] for r in rows}
-
     def find_source(self, ref: str) -> SourceRow | None:
         """A source by key, unique key prefix, file name, title, or a path ending in the name."""
         ref = ref.strip()

@@ -23,18 +23,18 @@ def vault_secret(*, credential: str | None, state_url: str | None, keys_dir: str
     return Vault(StateDB(state_url), keyring_for(keys_dir)).use(credential, purpose, actor=actor)
 
 
-def engine_api_key(engine: object, *, purpose: str, actor: str, error: type[Exception]) -> str:
-    """The key an engine resource should send: its explicit key, else the vault's for `purpose`.
-    Vault refusals become `error` (the engine's own exception type) with the approving command."""
+def api_key_for(
+    explicit: str | None, *, credential: str | None, state_url: str | None, keys_dir: str | None,
+    purpose: str, actor: str, error: type[Exception],
+) -> str:
+    """The key to send: an explicit one (e.g. from an environment variable), else the vault's
+    for `purpose`. Vault refusals become `error` (the caller's own exception type), with the
+    approving command."""
     from grace_pipelines.vault import VaultError, VaultRefused
 
-    explicit = getattr(engine, "openai_api_key", None)
     if explicit:
         return explicit
     try:
-        return vault_secret(
-            credential=getattr(engine, "credential", None), state_url=getattr(engine, "state_url", None),
-            keys_dir=getattr(engine, "keys_dir", None), purpose=purpose, actor=actor,
-        )
+        return vault_secret(credential=credential, state_url=state_url, keys_dir=keys_dir, purpose=purpose, actor=actor)
     except (VaultRefused, VaultError) as exc:
         raise error(f"the {actor} engine needs an API key: {exc}") from None

@@ -129,9 +129,12 @@ class Embedder(dg.ConfigurableResource):
     def _openai(self, texts: list[str]) -> np.ndarray:
         import openai
 
-        from grace_pipelines.resources.credentials import engine_api_key
+        from grace_pipelines.resources.credentials import api_key_for
 
-        api_key = engine_api_key(self, purpose="embedding", actor="embedder:openai", error=EmbeddingError)
+        api_key = api_key_for(
+            self.openai_api_key, credential=self.credential, state_url=self.state_url, keys_dir=self.keys_dir,
+            purpose="embedding", actor="embedder:openai", error=EmbeddingError,
+        )
         client = openai.OpenAI(api_key=api_key, base_url=self.openai_base_url, max_retries=6)
         vectors: list[Any] = []
         step = max(1, min(self.batch_size, 2048))  # the API takes at most 2,048 inputs

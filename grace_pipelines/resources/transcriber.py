@@ -210,9 +210,12 @@ class Transcriber(dg.ConfigurableResource):
     def _openai(self, audio: bytes, name: str) -> Transcription:
         import openai
 
-        from grace_pipelines.resources.credentials import engine_api_key
+        from grace_pipelines.resources.credentials import api_key_for
 
-        api_key = engine_api_key(self, purpose="transcription", actor="transcriber:openai", error=EngineUnavailable)
+        api_key = api_key_for(
+            self.openai_api_key, credential=self.credential, state_url=self.state_url, keys_dir=self.keys_dir,
+            purpose="transcription", actor="transcriber:openai", error=EngineUnavailable,
+        )
         client = openai.OpenAI(api_key=api_key, base_url=self.openai_base_url, max_retries=5)
         try:
             response = client.audio.transcriptions.create(

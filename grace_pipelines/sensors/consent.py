@@ -53,7 +53,7 @@ def waiting_requests(db: StateDB, blob_store: BlobStore, keys: set[str], tag: st
 def purge_plan(db: StateDB, key: str, *, purge_original_on_revoke: bool, now: datetime) -> dict[str, Any] | None:
     """What a purge of `key` should remove now, or None when consent still covers it all."""
     row = db.get_source(key)
-    if row is None or row.stage == "purged" and not purge_original_on_revoke:
+    if row is None or (row.stage == "purged" and not purge_original_on_revoke):
         return None
     events = db.consent_events(key)
     missing = {scope: missing_parties(row.participants, events, scope, now) for scope in SCOPES}
