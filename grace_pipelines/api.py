@@ -265,8 +265,12 @@ class Grace:
     log_level = "CRITICAL"  # runs are logged to the Dagster instance; the console stays quiet
 
     # ---- search ---------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[SearchResult]:
-        """Best chunks for `query` with citations; only sources that still have index consent."""
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool | None = None) -> list[SearchResult]:
+        """Best chunks for `query` with citations; only sources that still have index consent.
+
+        Vector and hybrid results are re-ranked by their best-matching sentence (setting
+        `search_rerank`, on by default; `rerank=` overrides it per call) and a recording's window
+        is narrowed to that sentence. Keyword mode is plain BM25, as asked."""
         from grace_pipelines.resources.vector_store import MODES
 
         if not query.strip():
@@ -275,14 +279,16 @@ class Grace:
             raise GraceError(f"unknown search mode {mode!r}; use one of: {', '.join(MODES)}")
         if k < 1:
             raise GraceError("k must be at least 1")
+        rerank = self.settings.search_rerank if rerank is None else rerank
         resources = self.defs.resources
         embedder, store, blobs = resources["embedder"], resources["vector_store"], resources["blob_store"]
         vector = embedder.embed_query(query) if mode != "keyword" else None
         tokens = blind_tokens(blobs.index_key(), query) if mode != "vector" else ""
-        hits = store.search(tokens, vector, k=k * 3, mode=mode)
+        depth = max(k, self.settings.rerank_depth) if rerank and mode != "keyword" else k
+        hits = store.search(tokens, vector, k=depth * 3, mode=mode)
         text_keys: dict[str, bytes | None] = {}
         allowed: dict[str, bool] = {}
-        results: list[SearchResult] = []
+        kept: list[tuple[Any, SearchResult]] = []
         for hit in hits:
             key = hit.row["source_key"]
             if key not in allowed:
@@ -303,56 +309,68 @@ class Grace:
                 if r.get("heading_enc") else None
             )
             r = {**r, "heading": heading}
-            results.append(
-                SearchResult(
-                    rank=len(results) + 1,
-                    score=round(hit.score, 6),
-                    source_key=key,
-                    title=r["title"],
-                    kind=r["kind"],
-                    start_s=r.get("start_s"),
-                    end_s=r.get("end_s"),
-                    text=text,
-                    citation=citation_for(r),
-                    chunk_index=int(r["chunk_index"]),
-                    line_start=r.get("line_start"),
-                    line_end=r.get("line_end"),
-                    page=r.get("page"),
-                    heading=heading,
-                )
-            )
-            if len(results) >= k:
+            kept.append((hit, SearchResult(
+                rank=0, score=round(hit.score, 6), source_key=key, title=r["title"], kind=r["kind"],
+                start_s=r.get("start_s"), end_s=r.get("end_s"), text=text, citation=citation_for(r),
+                chunk_index=int(r["chunk_index"]), line_start=r.get("line_start"), line_end=r.get("line_end"),
+                page=r.get("page"), heading=heading, passage_start_s=r.get("start_s"), passage_end_s=r.get("end_s"),
+            )))
+            if len(kept) >= depth:
                 break
-        self._pinpoint(query, vector, results, [h.row for h in hits])
+        if mode != "keyword" and kept:
+            kept = self._sentences(query, vector, kept, rerank=rerank)
+        results = [result for _, result in kept[:k]]
+        for rank, result in enumerate(results, start=1):
+            result.rank = rank
         return results
 
-    def _pinpoint(self, query: str, vector: Any, results: list[SearchResult], rows: list[dict[str, Any]]) -> None:
-        """Narrow each recording's window to the sentence that best matches the query."""
-        by_id = {(r["source_key"], int(r["chunk_index"])): r for r in rows}
-        texts: list[str] = []
-        owners: list[tuple[int, list[float]]] = []
-        for i, result in enumerate(results):
-            row = by_id.get((result.source_key, result.chunk_index), {})
-            moments = json.loads(row.get("moments") or "[]")
-            result.passage_start_s, result.passage_end_s = result.start_s, result.end_s
-            if len(moments) < 2:
-                continue
-            for moment in moments:
-                texts.append(result.text[int(moment[0]) : int(moment[1])])
-                owners.append((i, moment))
+    def _sentences(self, query: str, vector: Any, kept: list[tuple[Any, SearchResult]], rerank: bool) -> list[tuple[Any, SearchResult]]:
+        """Score each result's sentences against the query (one embedding batch): re-rank by the
+        best sentence when `rerank`, and narrow each recording's window to its best sentence."""
+        import numpy as np
+
+        from grace_pipelines.ranking import rerank as rerank_by_sentences
+        from grace_pipelines.text.chunking import sentence_spans
+
+        spans: list[list[tuple[int, int, float | None, float | None]]] = []
+        for hit, result in kept:
+            moments = json.loads(hit.row.get("moments") or "[]")
+            if moments:
+                spans.append([(int(m[0]), int(m[1]), float(m[2]), float(m[3])) for m in moments])
+            else:
+                spans.append([(a, b, None, None) for a, b in sentence_spans(result.text)])
+        texts = [result.text[a:b] for (_, result), pieces in zip(kept, spans) for a, b, _, _ in pieces]
         if not texts:
-            return
-        embedder = self.defs.resources["embedder"]
-        query_vector = vector if vector is not None else embedder.embed_query(query)
-        similarity = embedder.embed(texts) @ query_vector
-        best: dict[int, tuple[float, list[float]]] = {}
-        for (i, moment), score in zip(owners, similarity):
-            if i not in best or score > best[i][0]:
-                best[i] = (float(score), moment)
-        for i, (_score, moment) in best.items():
-            result = results[i]
-            result.start_s, result.end_s = float(moment[2]), float(moment[3])
-            result.citation = citation_for({"title": result.title, "start_s": result.start_s, "end_s": result.end_s})
+            return kept
+        query_vector = np.asarray(vector, dtype=np.float32)
+        flat = self.defs.resources["embedder"].embed(texts) @ query_vector
+        sims, at = [], 0
+        for pieces in spans:
+            sims.append(flat[at : at + len(pieces)])
+            at += len(pieces)
+        candidates = [hit for hit, _ in kept]
+        for c in candidates:
+            if c.cosine is None:
+                c.cosine = float(np.asarray(c.row["vector"], dtype=np.float32) @ query_vector)
+        by_id = {id(hit): (hit, result, pieces) for (hit, result), pieces in zip(kept, spans)}
+        if rerank:
+            ordered = rerank_by_sentences(candidates, sims, alpha=self.settings.rerank_alpha,
+                                          keyword_weight=self.settings.keyword_weight)
+        else:
+            ordered = candidates
+            for c, s in zip(candidates, sims):
+                c.best_sentence = int(np.argmax(s)) if len(s) else None
+        out = []
+        for c in ordered:
+            hit, result, pieces = by_id[id(c)]
+            if rerank:
+                result.score = round(c.score, 6)
+            if c.best_sentence is not None and pieces[c.best_sentence][2] is not None:
+                _, _, start, end = pieces[c.best_sentence]
+                result.start_s, result.end_s = start, end
+                result.citation = citation_for({"title": result.title, "start_s": start, "end_s": end})
+            out.append((hit, result))
+        return out
 
     # ---- ask ------------------------------------------------------------------------------
     def ask(self, question: str, k: int = 5) -> Any:

@@ -180,6 +180,56 @@ def ask(
             out.print(f"[{c.n}] {c.citation}", highlight=False, markup=False)
 
 
+@app.command("eval")
+def eval_(
+    set_path: Path = typer.Option(Path("tests/eval"), "--set", help="Eval set: a questions.yaml or the folder holding it."),
+    home: Optional[Path] = typer.Option(
+        None, "--home", help="Where to ingest the corpus (kept and reused next time); default a temporary folder, never GRACE_HOME."
+    ),
+    fail_under: Optional[float] = typer.Option(None, "--fail-under", help="Exit 1 when hybrid recall@5 is below this."),
+    misses: bool = typer.Option(False, "--misses", help="Also list the questions hybrid search did not answer first."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Retrieval quality: recall@1, recall@5 and MRR per search mode on an evaluation set."""
+    from grace_pipelines.evaluation import evaluate
+
+    with _errors():
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True, disable=as_json) as progress:
+            task = progress.add_task("ingesting the eval corpus", total=None)
+            report = evaluate(set_path, home=home, progress=lambda _key, title: progress.update(task, description=f"ingesting {title}"))
+    hybrid = report["modes"]["hybrid"]
+    if as_json:
+        _emit_json(report)
+    else:
+        table = Table(title=f"retrieval on {report['questions']} questions over {report['sources']} sources "
+                            f"({report['spoken_sources']} spoken)")
+        for column in ("mode", "recall@1", "recall@5", "MRR", "moment@1", "p50 ms"):
+            table.add_column(column, justify="left" if column == "mode" else "right")
+        for m in report["modes"].values():
+            moment = "-" if m["moment_at_1"] is None else f"{m['moment_at_1']:.3f}"
+            table.add_row(m["mode"], f"{m['recall_at_1']:.3f}", f"{m['recall_at_5']:.3f}", f"{m['mrr']:.3f}", moment, f"{m['p50_ms']:.0f}")
+        out.print(table)
+        styles = Table(title="by question style (recall@1 / recall@5 / MRR)")
+        styles.add_column("mode")
+        names = sorted({name for m in report["modes"].values() for name in m["by_style"]})
+        for name in names:
+            styles.add_column(f"{name} ({hybrid['by_style'][name]['questions']})", justify="right")
+        for m in report["modes"].values():
+            styles.add_row(m["mode"], *(
+                "{recall_at_1:.2f} / {recall_at_5:.2f} / {mrr:.2f}".format(**m["by_style"][name]) for name in names
+            ))
+        out.print(styles)
+        out.print("moment@1: share of spoken questions whose top result's cited seconds land on the answer", style="dim")
+        if misses:
+            for miss in report["misses"]["hybrid"]:
+                out.print(f"{miss['id']} rank {miss['rank'] or '-'}: {miss['question']}  expected {miss['expected']}, "
+                          f"top {miss['top']}", highlight=False, markup=False)
+    if fail_under is not None and hybrid["recall_at_5"] < fail_under:
+        err.print(f"[bold red]hybrid recall@5 {hybrid['recall_at_5']:.3f} is below {fail_under}[/]")
+        raise typer.Exit(1)
+
+
 @app.command()
 def play(
     citation: str = typer.Argument(..., help="A citation as search prints it, e.g. 'standup.mp3 @ 00:03-00:09'."),

@@ -90,6 +90,15 @@ class GraceSettings(BaseSettings):
         "OPENAI_API_KEY", description="Name of the environment variable holding the API key."
     )
 
+    # search quality (tuned on tests/eval with `grace eval`; see grace_pipelines/ranking.py)
+    search_fusion: Literal["convex", "rrf"] = Field(
+        "convex", description="Hybrid fusion: cosine plus a keyword bonus (convex) or reciprocal rank (rrf)."
+    )
+    keyword_weight: float = Field(0.05, ge=0.0, le=1.0, description="Weight of keyword (BM25) evidence in hybrid scores.")
+    search_rerank: bool = Field(True, description="Re-rank vector and hybrid results by their best-matching sentence.")
+    rerank_depth: int = Field(10, ge=1, le=100, description="How many top results the sentence re-rank looks at.")
+    rerank_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the best sentence against the whole chunk.")
+
     # search index
     ann_min_rows: int = Field(50_000, ge=1, description="Rows from which the vector index is built.")
     ann_ef: int = Field(200, ge=1)

@@ -108,11 +108,13 @@ def test_expired_grant_purges(home: Path) -> None:
         defs = build_definitions(grace.settings)
         driver = Driver(defs, instance)
         grace.ingest([FIXTURES / "migration.wav"], wait=True)
-        grace.grant("migration.wav", "me", "all", wait=True, expires_at=utcnow() + timedelta(seconds=2))
+        # long enough for the run to finish on a loaded machine; then wait until it has passed
+        expires_at = utcnow() + timedelta(seconds=8)
+        grace.grant("migration.wav", "me", "all", wait=True, expires_at=expires_at)
         key = grace.resolve("migration.wav").key
         assert grace.status_of(key).state == "searchable"
         driver.tick("consent_sensor")  # sees the grant (nothing to launch: already done)
-        time.sleep(2.5)
+        time.sleep(max(0.0, (expires_at - utcnow()).total_seconds()) + 0.5)
         assert grace.search("Postgres database", k=5) == [], "an expired grant hides the source at once"
         tick = driver.tick("consent_sensor")
         assert [(r.job_name, r.partition_key) for r in tick.run_requests] == [("purge_job", key)]

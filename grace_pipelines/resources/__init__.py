@@ -56,7 +56,8 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
         ),
         "vector_store": VectorStore(
             uri=str(settings.lancedb), ann_min_rows=settings.ann_min_rows, ann_ef=settings.ann_ef,
-            ann_refine_factor=settings.ann_refine_factor,
+            ann_refine_factor=settings.ann_refine_factor, fusion=settings.search_fusion,
+            keyword_weight=settings.keyword_weight,
         ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url),

@@ -1,4 +1,4 @@
-"""LanceDB table `chunks`: vectors plus a blind full-text index, searched three ways.
+"""LanceDB tables of chunks: vectors plus a blind full-text index, searched three ways.
 
 No plaintext rests here: chunk text is stored AES-GCM encrypted (`text_enc`, under the
 source's text key from the blob store) and the keyword index covers `keywords`, the keyed
@@ -8,7 +8,12 @@ the same way. Vectors are stored as they are (a documented trade-off).
 Rows have deterministic ids `{source_key}:{chunk_index}` and are written with a merge-insert
 that also deletes the source's surplus rows, so re-materializing a source replaces its chunks
 and never duplicates them. Search is vector (cosine), keyword (LanceDB's native BM25
-full-text index, stemmed) or hybrid (both, fused by reciprocal rank).
+full-text index, stemmed) or hybrid (both, fused: see grace_pipelines.ranking).
+
+One table per embedding model and vector size (`table_name_for`): the default MiniLM writes
+`chunks`, another model `chunks__<model>__<dim>d`. Switching models re-embeds into the new
+table; a search reads only the current model's table, so vectors of two models never meet in
+one ranking. A purge removes a source from every table, old models' included.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import re
 import threading
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -24,9 +28,12 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-TABLE = "chunks"
+from grace_pipelines.ranking import BM25_HALF, KEYWORD_WEIGHT, Candidate, fuse_convex, fuse_rrf
+
+TABLE = "chunks"  # the default model's table; others get their own (table_name_for)
 MODES = ("hybrid", "vector", "keyword")
-RRF_K = 60
+FUSIONS = ("convex", "rrf")
+Hit = Candidate  # a search result row with its evidence
 _KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -58,10 +65,13 @@ def chunks_schema(dim: int) -> pa.Schema:
     )
 
 
-@dataclass
-class Hit:
-    row: dict[str, Any]
-    score: float
+def table_name_for(model_name: str, dim: int, default_model: str | None = None) -> str:
+    """The table a model's vectors live in: `chunks` for the default model, otherwise
+    `chunks__<model>__<dim>d` (model name reduced to letters, digits and underscores)."""
+    if default_model is not None and model_name == default_model:
+        return TABLE
+    slug = re.sub(r"[^0-9a-z]+", "_", model_name.lower()).strip("_") or "model"
+    return f"{TABLE}__{slug}__{dim}d"
 
 
 _OPEN: dict[str, Any] = {}
@@ -87,6 +97,10 @@ class VectorStore(dg.ConfigurableResource):
     """The LanceDB database under GRACE_HOME/lancedb (or any LanceDB URI)."""
 
     uri: str = Field(description="LanceDB URI (a local folder by default)")
+    table_name: str = Field(TABLE, description="The current embedding model's table (table_name_for)")
+    fusion: str = Field("convex", description="Hybrid fusion: convex (cosine + keyword bonus) or rrf")
+    keyword_weight: float = Field(KEYWORD_WEIGHT, ge=0, description="Weight of the keyword bonus in hybrid scores")
+    bm25_half: float = Field(BM25_HALF, gt=0, description="BM25 score at which the keyword bonus is half its weight")
     optimize_unindexed_rows: int = Field(
         2_000,
         description="Fold new rows into the full-text index (and compact) once this many are unindexed; "
@@ -133,25 +147,30 @@ class VectorStore(dg.ConfigurableResource):
     def _db(self) -> Any:
         return _connect(self.uri)
 
-    def table(self) -> Any | None:
+    def table(self, name: str | None = None) -> Any | None:
         db = self._db()
         try:
-            return db.open_table(TABLE)
+            return db.open_table(name or self.table_name)
         except (FileNotFoundError, ValueError):
             return None
+
+    def chunk_tables(self) -> list[str]:
+        """Every chunks table in the database: the current model's and older models'."""
+        names = self._db().table_names(limit=10_000)
+        return sorted(n for n in names if n == TABLE or n.startswith(f"{TABLE}__"))
 
     def _table_for(self, dim: int) -> Any:
         table = self.table()
         if table is None:
             try:
-                table = self._db().create_table(TABLE, schema=chunks_schema(dim))
+                table = self._db().create_table(self.table_name, schema=chunks_schema(dim))
             except (ValueError, OSError):  # created concurrently
-                table = self._db().open_table(TABLE)
+                table = self._db().open_table(self.table_name)
         existing = table.schema.field("vector").type.list_size
         if existing != dim:
             raise VectorStoreError(
-                f"table {TABLE!r} holds {existing}-d vectors but the embedder gives {dim}-d; "
-                "re-embed into a new table before mixing models"
+                f"table {self.table_name!r} holds {existing}-d vectors but the embedder gives {dim}-d; "
+                "each model needs its own table (table_name_for)"
             )
         return table
 
@@ -180,23 +199,30 @@ class VectorStore(dg.ConfigurableResource):
         return len(rows)
 
     def purge_source(self, source_key: str) -> dict[str, int]:
-        """Delete a source's rows so the bytes are gone from disk, not only hidden: delete,
-        then compact and remove every older table version (their files held the rows)."""
+        """Delete a source's rows from every chunks table (older models' too) so the bytes are
+        gone from disk, not only hidden: delete, then compact and remove every older table
+        version (their files held the rows)."""
         from datetime import timedelta
 
-        table = self.table()
-        if table is None:
-            return {"rows": 0, "versions_removed": 0}
-        rows = self.count(source_key)
-        versions_before = len(table.list_versions())
-        table.delete(f"source_key = '{_check_key(source_key)}'")
-        # delete_unverified: also files of versions younger than 7 days (ours, just written);
-        # callers serialise writers through the "index_writer" pool.
-        with warnings.catch_warnings():  # we mean it: no older version may keep the purged rows
-            warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
-            table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
-        versions_after = len(table.list_versions())
-        return {"rows": rows, "versions_removed": max(0, versions_before + 2 - versions_after)}
+        _check_key(source_key)
+        rows = versions_removed = 0
+        for name in self.chunk_tables():
+            table = self.table(name)
+            if table is None:
+                continue
+            found = table.count_rows(f"source_key = '{source_key}'")
+            if not found:
+                continue
+            rows += found
+            versions_before = len(table.list_versions())
+            table.delete(f"source_key = '{source_key}'")
+            # delete_unverified: also files of versions younger than 7 days (ours, just written);
+            # callers serialise writers through the "index_writer" pool.
+            with warnings.catch_warnings():  # we mean it: no older version may keep the purged rows
+                warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
+                table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+            versions_removed += max(0, versions_before + 2 - len(table.list_versions()))
+        return {"rows": rows, "versions_removed": versions_removed}
 
     def delete_source(self, source_key: str) -> int:
         table = self.table()
@@ -229,8 +255,9 @@ class VectorStore(dg.ConfigurableResource):
     def search(
         self, query_tokens: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
         candidates: int = 50,
-    ) -> list[Hit]:
-        """Top `k` rows; `query_tokens` are the query's blind keyword tokens."""
+    ) -> list[Candidate]:
+        """Top `k` rows of the current model's table; `query_tokens` are the query's blind
+        keyword tokens. Each result carries its cosine and BM25 evidence for re-ranking."""
         if mode not in MODES:
             raise VectorStoreError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         table = self.table()
@@ -240,13 +267,20 @@ class VectorStore(dg.ConfigurableResource):
             return self._vector(table, vector, k, self.ann_ef, self.ann_refine_factor)
         if mode == "keyword":
             return self._keyword(table, query_tokens, k)
+        if vector is None:
+            raise VectorStoreError("hybrid search needs a query vector")
         pool = max(candidates, k)
-        return fuse_rrf(
-            [self._vector(table, vector, pool, self.ann_ef, self.ann_refine_factor), self._keyword(table, query_tokens, pool)], k
-        )
+        vector_hits = self._vector(table, vector, pool, self.ann_ef, self.ann_refine_factor)
+        keyword_hits = self._keyword(table, query_tokens, pool)
+        if self.fusion == "rrf":
+            return fuse_rrf([vector_hits, keyword_hits], k)
+        if self.fusion != "convex":
+            raise VectorStoreError(f"unknown fusion {self.fusion!r}; use one of {', '.join(FUSIONS)}")
+        query = np.asarray(vector, dtype=np.float32)
+        return fuse_convex(vector_hits, keyword_hits, query / (np.linalg.norm(query) or 1.0), k, self.keyword_weight, self.bm25_half)
 
     @staticmethod
-    def _vector(table: Any, vector: np.ndarray | None, k: int, ef: int = 200, refine: int = 5) -> list[Hit]:
+    def _vector(table: Any, vector: np.ndarray | None, k: int, ef: int = 200, refine: int = 5) -> list[Candidate]:
         """Cosine top-k: exact without a vector index; with one, HNSW breadth `ef` and an exact
         re-rank of `refine` x k candidates (both ignored by exact search)."""
         if vector is None:
@@ -259,30 +293,21 @@ class VectorStore(dg.ConfigurableResource):
             .limit(k)
             .to_list()
         )
-        return [Hit(row, 1.0 - float(row.pop("_distance"))) for row in rows]
+        out = []
+        for row in rows:
+            similarity = 1.0 - float(row.pop("_distance"))
+            out.append(Candidate(row, cosine=similarity, score=similarity))
+        return out
 
     @staticmethod
-    def _keyword(table: Any, tokens: str, k: int) -> list[Hit]:
+    def _keyword(table: Any, tokens: str, k: int) -> list[Candidate]:
         """`tokens`: the query's blind tokens (space-separated hex), never plain words."""
         terms = " ".join(t for t in tokens.split() if re.fullmatch(r"[0-9a-f]{16}", t))
         if not terms:
             return []
         rows = table.search(terms, query_type="fts", fts_columns="keywords").limit(k).to_list()
-        return [Hit(row, float(row.pop("_score"))) for row in rows]
-
-
-def fuse_rrf(rankings: list[list[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (rrf_k + rank); equal scores
-    (1st + 2nd vs 2nd + 1st) go to the hit whose raw scores are stronger relative to the best."""
-    scores: dict[str, float] = {}
-    strength: dict[str, float] = {}  # tie-break: each ranking's score relative to its best
-    rows: dict[str, dict[str, Any]] = {}
-    for ranking in rankings:
-        top = max((abs(h.score) for h in ranking), default=0.0) or 1.0
-        for rank, hit in enumerate(ranking, start=1):
-            key = hit.row["id"]
-            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
-            strength[key] = strength.get(key, 0.0) + hit.score / top
-            rows.setdefault(key, hit.row)
-    best = sorted(scores, key=lambda key: (round(scores[key], 12), strength[key]), reverse=True)[:k]
-    return [Hit(rows[key], scores[key]) for key in best]
+        out = []
+        for row in rows:
+            bm25 = float(row.pop("_score"))
+            out.append(Candidate(row, bm25=bm25, score=bm25))
+        return out

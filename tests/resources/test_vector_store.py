@@ -1,4 +1,4 @@
-"""VectorStore on a real LanceDB folder: replace-on-upsert, three search modes, errors; fuse_rrf.
+"""VectorStore on a real LanceDB folder: replace-on-upsert, three search modes, errors, tables per model.
 
 Rows are stored as the embeddings asset writes them: text sealed (here a stand-in: the bytes
 themselves; encryption is tested in tests/test_at_rest.py) and keywords as blind tokens."""
@@ -13,10 +13,10 @@ import pytest
 
 from grace_pipelines.text.keywords import blind_tokens
 from grace_pipelines.resources.vector_store import (
-    Hit,
+    TABLE,
     VectorStore,
     VectorStoreError,
-    fuse_rrf,
+    table_name_for,
 )
 
 DIM = 8
@@ -200,21 +200,34 @@ def test_hybrid_ranks_row_top_in_both_first(filled: Any) -> None:
     # keyword "budget figures" only matches B:2; its vector is the query vector
     hits = store.search("budget figures", vb[2], k=4, mode="hybrid")
     assert hits[0].row["id"] == f"{B}:2"
-    assert hits[0].score == pytest.approx(2 / 61)
+    assert hits[0].cosine == pytest.approx(1.0, abs=1e-5) and hits[0].bm25 > 0
+    assert 1.0 < hits[0].score <= 1.05 + 1e-6, "cosine plus a keyword bonus of at most keyword_weight"
     assert len(hits) == 4
     assert all(h.score < hits[0].score for h in hits[1:])
 
 
-def test_hybrid_combines_keyword_and_vector(filled: Any) -> None:
+def test_hybrid_keyword_evidence_is_a_bonus_not_a_takeover(filled: Any) -> None:
     store, va, _ = filled
-    # vector points at A:1 (groceries); keyword points at B:0 (downtime): both must appear at the top,
-    # ahead of rows that only come 2nd or later in the vector ranking.
-    # B:0 also appears somewhere in the vector ranking (all rows do), so it wins.
-    hits = store.search("downtime", va[1], k=3, mode="hybrid")
+    # vector points at A:1 (groceries); keyword points at B:0 (downtime). Convex fusion keeps the
+    # exact semantic match first and lifts B:0 by its bonus; every row keeps its cosine evidence.
+    hits = store.search("downtime", va[1], k=len(A_TEXTS) + len(B_TEXTS), mode="hybrid")
+    by_id = {h.row["id"]: h for h in hits}
+    assert hits[0].row["id"] == f"{A}:1" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    b0 = by_id[f"{B}:0"]
+    assert b0.bm25 > 0 and 0 < b0.score - b0.cosine <= 0.05 + 1e-9
+    assert all(h.bm25 is None and h.score == pytest.approx(h.cosine) for h in hits if h.row["id"] != f"{B}:0")
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_hybrid_rrf_fusion_still_available(tmp_path: Path, filled: Any) -> None:
+    store, va, _ = filled
+    rrf = BlindStore(uri=store.uri, fusion="rrf")
+    hits = rrf.search("downtime", va[1], k=3, mode="hybrid")
+    # B:0 is 1st by keyword and somewhere in the vector ranking: RRF puts it above A:1 (1st by vector only)
     assert [h.row["id"] for h in hits[:2]] == [f"{B}:0", f"{A}:1"]
-    assert hits[0].score > 1 / 61
     assert hits[1].score == pytest.approx(1 / 61)
-    assert hits[2].score <= 1 / 62 + 1e-12
+    with pytest.raises(VectorStoreError, match="unknown fusion"):
+        BlindStore(uri=store.uri, fusion="borda").search("downtime", va[1], k=3, mode="hybrid")
 
 
 def test_k_limits_results(filled: Any) -> None:
@@ -266,6 +279,28 @@ def test_dimension_mismatch_raises(filled: Any) -> None:
     assert store.count(A) == len(A_TEXTS)
 
 
+def test_table_name_per_model_and_dimension() -> None:
+    assert table_name_for("all-MiniLM-L6-v2-int8-onnx", 384, default_model="all-MiniLM-L6-v2-int8-onnx") == TABLE
+    assert table_name_for("text-embedding-3-small", 1536) == "chunks__text_embedding_3_small__1536d"
+    assert table_name_for("text-embedding-3-small", 512) != table_name_for("text-embedding-3-small", 1536)
+    assert table_name_for("../evil; DROP", 8) == "chunks__evil_drop__8d"
+
+
+def test_each_model_has_its_own_table_and_purge_covers_all(filled: Any) -> None:
+    store, va, _ = filled
+    wide = BlindStore(uri=store.uri, table_name=table_name_for("other-model", 16))
+    wide_vectors = np.ones((2, 16), dtype=np.float32) / 4.0
+    assert wide.upsert_source(A, make_rows(A, A_TEXTS[:2], wide_vectors), 16) == 2
+    assert store.chunk_tables() == sorted([TABLE, "chunks__other_model__16d"])
+    # a search reads only its own model's table: no 8-d row meets a 16-d query or the reverse
+    assert {h.row["source_key"] for h in store.search("x", va[0], k=10, mode="vector")} == {A, B}
+    assert len(wide.search("x", wide_vectors[0], k=10, mode="vector")) == 2
+    assert wide.count() == 2 and store.count() == len(A_TEXTS) + len(B_TEXTS)
+    report = store.purge_source(A)
+    assert report["rows"] == len(A_TEXTS) + 2, "the old model's rows are purged too"
+    assert store.count(A) == 0 and wide.count(A) == 0 and store.count(B) == len(B_TEXTS)
+
+
 def test_delete_source_removes_rows(filled: Any) -> None:
     store, va, _ = filled
     assert store.delete_source(A) == len(A_TEXTS)
@@ -282,43 +317,6 @@ def test_reopened_store_sees_same_rows(filled: Any, tmp_path: Path) -> None:
     again = VectorStore(uri=store.uri)
     assert again.count() == store.count()
     assert again.search("x", vb[3], k=1, mode="vector")[0].row["id"] == f"{B}:3"
-
-
-# ---- fuse_rrf ----------------------------------------------------------------------------------
-
-
-def _hits(*ids: str) -> list[Hit]:
-    return [Hit({"id": i, "text": f"text {i}"}, 0.0) for i in ids]
-
-
-def test_fuse_rrf_scores_and_order() -> None:
-    fused = fuse_rrf([_hits("a", "b", "c"), _hits("c", "a", "d")], k=10)
-    scores = {h.row["id"]: h.score for h in fused}
-    assert scores["a"] == pytest.approx(1 / 61 + 1 / 62)
-    assert scores["c"] == pytest.approx(1 / 63 + 1 / 61)
-    assert scores["b"] == pytest.approx(1 / 62)
-    assert scores["d"] == pytest.approx(1 / 63)
-    assert [h.row["id"] for h in fused] == ["a", "c", "b", "d"]
-
-
-def test_fuse_rrf_truncates_to_k_and_custom_constant() -> None:
-    fused = fuse_rrf([_hits("x", "y", "z")], k=2, rrf_k=0)
-    assert [h.row["id"] for h in fused] == ["x", "y"]
-    assert [h.score for h in fused] == pytest.approx([1.0, 0.5])
-
-
-def test_fuse_rrf_empty_inputs() -> None:
-    assert fuse_rrf([], k=5) == []
-    assert fuse_rrf([[], []], k=5) == []
-    assert fuse_rrf([_hits("a")], k=0) == []
-
-
-def test_fuse_rrf_keeps_first_seen_row() -> None:
-    first = [Hit({"id": "a", "text": "from vector"}, 0.9)]
-    second = [Hit({"id": "a", "text": "from keyword"}, 3.2)]
-    fused = fuse_rrf([first, second], k=1)
-    assert fused[0].row["text"] == "from vector"
-    assert fused[0].score == pytest.approx(2 / 61)
 
 
 def test_maintain_builds_the_vector_index_at_the_threshold_and_search_stays_right(tmp_path: Path) -> None:
