@@ -600,6 +600,10 @@ class Grace:
 
     def _status(self, row: SourceRow) -> SourceStatus:
         status = _status(row)
+        if status.state == "searchable" and row.embedding_model != self._embedding_model:
+            status.state = "processing"
+            status.why = ("indexed by an earlier embedding model; reembed_sensor re-embeds it (or: grace reembed), "
+                          "search skips it until then")
         if status.state == "awaiting_consent":
             now = utcnow()
             events = self.db.consent_events(row.key)
@@ -614,6 +618,19 @@ class Grace:
                     lines.append(f"{scope}: missing consent from {', '.join(missing)} (" + "; ".join(grant_command(row.key, p, scope) for p in missing) + ")")
                 status.why = " | ".join(lines)
         return status
+
+    @cached_property
+    def _embedding_model(self) -> str:
+        return self.defs.resources["embedder"].code_version()
+
+    def reembed(self, progress: Callable[[str, str], None] | None = None) -> dict[str, bool]:
+        """Re-embed (embeddings only, chunks reused) every searchable source that an earlier
+        embedding model indexed, now; `reembed_sensor` does the same under `grace dev`."""
+        from grace_pipelines.assets.embeddings import embeddings
+
+        keys = self.db.stale_embeddings(self._embedding_model)
+        return self.run_sources(keys, asset_selection=[embeddings.key], progress=progress,
+                                tags={"grace/reason": "reembed", "grace/embedding_model": self._embedding_model})
 
     def status(self) -> list[SourceStatus]:
         out = [self._status(row) for row in self.db.list_sources()]

@@ -180,6 +180,27 @@ def ask(
             out.print(f"[{c.n}] {c.citation}", highlight=False, markup=False)
 
 
+@app.command()
+def reembed(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """After changing the embedding model: re-embed what the old model indexed (nothing is re-transcribed)."""
+    with _errors():
+        grace = _grace(home)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True, disable=as_json) as progress:
+            task = progress.add_task("re-embedding", total=None)
+            done = grace.reembed(progress=lambda _key, title: progress.update(task, description=f"re-embedding {title}"))
+    failed = sorted(k for k, ok in done.items() if not ok)
+    if as_json:
+        _emit_json({"reembedded": sorted(k for k, ok in done.items() if ok), "failed": failed})
+    else:
+        out.print(f"re-embedded {len(done) - len(failed)} source(s)" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise typer.Exit(2)
+
+
 @app.command("eval")
 def eval_(
     set_path: Path = typer.Option(Path("tests/eval"), "--set", help="Eval set: a questions.yaml or the folder holding it."),

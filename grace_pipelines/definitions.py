@@ -14,15 +14,28 @@ from grace_pipelines.assets.search_index import search_index
 from grace_pipelines.schedules import key_rotation_job, key_rotation_schedule, search_index_job, search_index_schedule
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import build_resources
-from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor
+from grace_pipelines.assets.embeddings import EMBEDDINGS_CODE_VERSION
+from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor, build_reembed_sensor
 from grace_pipelines.settings import GraceSettings, load_settings
 
-INGEST_ASSETS = [source, transcript, chunks, embeddings]
+UPSTREAM_CODE_VERSION = "1"  # source, transcript, chunks: bump one when its logic changes
+
+
+def _versioned(asset: dg.AssetsDefinition, version: str) -> dg.AssetsDefinition:
+    return asset.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version))
+
 
 def build_definitions(settings: GraceSettings) -> dg.Definitions:
+    resources = build_resources(settings)
+    # Code versions: the embedder's identity is part of `embeddings`' version, so a model change
+    # shows `embeddings` alone as changed in the UI, and `reembed_sensor` re-runs only it.
+    ingest_assets = [
+        *(_versioned(a, UPSTREAM_CODE_VERSION) for a in (source, transcript, chunks)),
+        _versioned(embeddings, f"{EMBEDDINGS_CODE_VERSION}+{resources['embedder'].code_version()}"),
+    ]
     job = dg.define_asset_job(
         "ingest_job",
-        selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+        selection=dg.AssetSelection.assets(*ingest_assets),
         partitions_def=sources_partitions,
         description="One source from its stored bytes to searchable vectors, gated by consent checks.",
         config={"ops": {"chunks": {"config": {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}}}},
@@ -34,7 +47,7 @@ def build_definitions(settings: GraceSettings) -> dg.Definitions:
         description="Remove everything derived from one source after consent is revoked or expires.",
     )
     return dg.Definitions(
-        assets=[*INGEST_ASSETS, purge_receipt, keyring, search_index],
+        assets=[*ingest_assets, purge_receipt, keyring, search_index],
         jobs=[job, purge_job, key_rotation_job, search_index_job],
         schedules=[key_rotation_schedule, search_index_schedule],
         sensors=[
@@ -44,8 +57,9 @@ def build_definitions(settings: GraceSettings) -> dg.Definitions:
                 interval=settings.inbox_poll_seconds,
                 purge_original_on_revoke=settings.purge_original_on_revoke,
             ),
+            build_reembed_sensor(job, embeddings.key, interval=settings.inbox_poll_seconds, per_tick=settings.max_files_per_tick),
         ],
-        resources=build_resources(settings),
+        resources=resources,
         executor=dg.in_process_executor,
     )
 

@@ -77,6 +77,10 @@ class GraceSettings(BaseSettings):
     whisper_language: str | None = "en"
     embedder: EmbedderEngine = "minilm"
     embedding_model: str = "text-embedding-3-small"
+    embedding_dimensions: int | None = Field(
+        None, ge=1, le=16_384, description="Vector size for the openai embedder (sent as `dimensions`); "
+        "needed when the model is not text-embedding-3-small/-large or ada-002.",
+    )
     openai_base_url: str | None = None
     openai_transcription_model: str = "whisper-1"
     chat_model: str | None = Field(

@@ -66,6 +66,7 @@ sources_table = sa.Table(
     sa.Column("stage", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("embedding_model", sa.String(64), nullable=True),  # Embedder.code_version() of its vectors
 )
 
 consent_table = sa.Table(
@@ -121,6 +122,7 @@ class SourceRow:
     stage: str
     reason: str | None
     updated_at: datetime
+    embedding_model: str | None = None
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -257,6 +259,20 @@ class StateDB:
         values["updated_at"] = utcnow()
         with self.begin() as conn:
             conn.execute(sources_table.update().where(sources_table.c.key == key).values(**values))
+
+    def stale_embeddings(self, model: str, limit: int | None = None) -> list[str]:
+        """Searchable sources whose vectors came from another embedding model (or an unknown
+        one), oldest first: the work a model change leaves."""
+        c = sources_table.c
+        query = (
+            sa.select(c.key)
+            .where(c.stage == "searchable", sa.or_(c.embedding_model.is_(None), c.embedding_model != model))
+            .order_by(c.dropped_at)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.begin() as conn:
+            return [row.key for row in conn.execute(query)]
 
     def set_stage(self, key: str, stage: str, reason: str | None = None) -> None:
         if stage not in STAGES:

@@ -1,10 +1,15 @@
-"""`embeddings`: chunk vectors upserted into the LanceDB table `chunks`.
+"""`embeddings`: chunk vectors upserted into the current embedding model's LanceDB table.
 
 Row ids are `{source_key}:{chunk_index}`; the upsert also deletes the source's rows beyond
 the new chunk count, so re-materializing replaces and never duplicates. Each row records the
 embedding model's name and version. Chunk text is stored encrypted under the source's text
 key and indexed only as keyed hashes of its stems: no plaintext rests in LanceDB.
+
+Its code version is the embedder's identity (set in definitions.py), so a model change marks
+this asset, and nothing upstream, as changed; `reembed_sensor` then re-runs it alone.
 """
+
+EMBEDDINGS_CODE_VERSION = "1"  # bump when this asset's own logic changes
 
 
 import json
@@ -68,13 +73,14 @@ def embeddings(
         for p, vector in zip(pieces, vectors)
     ]
     written = vector_store.upsert_source(key, rows, embedder.dim)
-    db.set_stage(key, "searchable")
+    db.update_source(key, stage="searchable", reason=None, embedding_model=embedder.code_version())
     return dg.MaterializeResult(
         metadata={
             "vectors": written,
             "dimensions": embedder.dim,
             "model": embedder.model_name,
             "model_version": embedder.model_version,
+            "table": vector_store.table_name,
             "embed_s": round(embed_s, 3),
             "chunks_per_s": round(len(pieces) / embed_s, 1) if embed_s > 0 else 0.0,
             "table_rows": vector_store.count(),

@@ -13,11 +13,11 @@ from typing import Any
 import dagster as dg
 
 from grace_pipelines.resources.blob_store import BlobStore
-from grace_pipelines.resources.embedder import Embedder
+from grace_pipelines.resources.embedder import MINILM_NAME, Embedder
 from grace_pipelines.resources.state import StateResource
 from grace_pipelines.resources.transcriber import Transcriber
-from grace_pipelines.resources.vector_store import VectorStore
-from grace_pipelines.settings import GraceSettings
+from grace_pipelines.resources.vector_store import VectorStore, table_name_for
+from grace_pipelines.settings import GraceSettings, SettingsError
 
 __all__ = ["BlobStore", "Embedder", "StateResource", "Transcriber", "VectorStore", "build_resources"]
 
@@ -34,6 +34,19 @@ def _vault(settings: GraceSettings) -> dict[str, Any]:
 
 
 def build_resources(settings: GraceSettings) -> dict[str, Any]:
+    embedder = Embedder(
+        engine=settings.embedder,
+        openai_model=settings.embedding_model,
+        dimensions=settings.embedding_dimensions,
+        openai_base_url=settings.openai_base_url,
+        openai_api_key=_api_key(settings, settings.embedder == "openai"),
+        **_vault(settings),
+    )
+    if embedder.dim <= 0:
+        raise SettingsError(
+            f"embedding_dimensions: the vector size of model {settings.embedding_model!r} is not known; "
+            "set GRACE_EMBEDDING_DIMENSIONS"
+        )
     return {
         "transcriber": Transcriber(
             engine=settings.transcriber,
@@ -47,15 +60,10 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
             openai_model=settings.openai_transcription_model,
             **_vault(settings),
         ),
-        "embedder": Embedder(
-            engine=settings.embedder,
-            openai_model=settings.embedding_model,
-            openai_base_url=settings.openai_base_url,
-            openai_api_key=_api_key(settings, settings.embedder == "openai"),
-            **_vault(settings),
-        ),
+        "embedder": embedder,
         "vector_store": VectorStore(
-            uri=str(settings.lancedb), ann_min_rows=settings.ann_min_rows, ann_ef=settings.ann_ef,
+            uri=str(settings.lancedb), table_name=table_name_for(embedder.model_name, embedder.dim, default_model=MINILM_NAME),
+            ann_min_rows=settings.ann_min_rows, ann_ef=settings.ann_ef,
             ann_refine_factor=settings.ann_refine_factor, fusion=settings.search_fusion,
             keyword_weight=settings.keyword_weight,
         ),

@@ -30,8 +30,12 @@ def api_key_for(
     """The key to send: an explicit one (e.g. from an environment variable), else the vault's
     for `purpose`. Vault refusals become `error` (the caller's own exception type), with the
     approving command."""
+    import dagster as dg
+
     from grace_pipelines.vault import VaultError, VaultRefused
 
+    if isinstance(explicit, dg.EnvVar):  # a resource used outside a run (the Python API) holds it unresolved
+        explicit = explicit.get_value()
     if explicit:
         return explicit
     try:

@@ -86,6 +86,10 @@ class Embedder(dg.ConfigurableResource):
 
     engine: str = Field("minilm", description="minilm | openai")
     openai_model: str = "text-embedding-3-small"
+    dimensions: int | None = Field(
+        None, description="Vector size of an OpenAI-compatible model; sent as `dimensions` when set "
+        "(needed for a model whose size Grace does not know)",
+    )
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     credential: str | None = Field(None, description="Vault secret holding the API key")
@@ -109,10 +113,13 @@ class Embedder(dg.ConfigurableResource):
     def dim(self) -> int:
         if self.engine == "minilm":
             return MINILM_DIM
-        return OPENAI_DIMS.get(self.openai_model, 0)
+        return self.dimensions or OPENAI_DIMS.get(self.openai_model, 0)
 
     def code_version(self) -> str:
-        return hashlib.sha256(f"{self.engine}:{self.model_name}:{self.model_version}".encode()).hexdigest()[:12]
+        """Identity of the vectors this embedder makes (engine, model, version, size): when it
+        changes, every source is re-embedded and nothing upstream is redone."""
+        identity = f"{self.engine}:{self.model_name}:{self.model_version}:{self.dim}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -141,7 +148,8 @@ class Embedder(dg.ConfigurableResource):
         for start in range(0, len(texts), step):
             batch = texts[start : start + step]
             try:
-                response = client.embeddings.create(model=self.openai_model, input=batch)
+                extra = {"dimensions": self.dimensions} if self.dimensions else {}
+                response = client.embeddings.create(model=self.openai_model, input=batch, **extra)
             except openai.OpenAIError as exc:
                 raise EmbeddingError(f"embeddings API failed ({type(exc).__name__})") from None
             vectors.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))

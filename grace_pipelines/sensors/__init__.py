@@ -1,6 +1,7 @@
-"""Sensors: inbox (file drops) and consent (grants that release held work)."""
+"""Sensors: inbox (file drops), consent (grants that release held work), re-embedding."""
 
 from grace_pipelines.sensors.consent import build_consent_sensor
 from grace_pipelines.sensors.inbox import build_inbox_sensor
+from grace_pipelines.sensors.reembed import build_reembed_sensor
 
-__all__ = ["build_consent_sensor", "build_inbox_sensor"]
+__all__ = ["build_consent_sensor", "build_inbox_sensor", "build_reembed_sensor"]
