@@ -32,6 +32,12 @@ Latency per mode is time-boxed (BENCH_SEARCH_MODE_BUDGET_S, default 15 s, at lea
 so `n` says how many queries ran; exact search at 1M is slow and gets few.
 `os.getloadavg()` is recorded at start, per phase and at the end: other processes (tests) may
 share the 2 CPUs.
+
+BENCH_SEARCH_ONLY=hybrid_indexed (a re-measure of hybrid search; writes
+search_latency_scale_{ROWS}_hybrid.json): the same build and `VectorStore().maintain()`, but no
+no-index latencies and no recall; every mode runs all QUERIES queries (no time box): vector,
+keyword, hybrid at k=5, the hybrid breakdown, and a per-query profile of hybrid's halves timed
+by calling `VectorStore._vector` / `VectorStore._keyword` directly, one after the other.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from _common import emit, english_vocabulary, note, percentile  # noqa: E402
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("BENCH_SEARCH_ROWS", 100_000))
 DATA = os.environ.get("BENCH_SEARCH_DATA", "clustered")
+ONLY = os.environ.get("BENCH_SEARCH_ONLY", "")  # "" (everything) or "hybrid_indexed"
+assert ONLY in ("", "hybrid_indexed"), f"unknown BENCH_SEARCH_ONLY={ONLY!r}"
 CHUNKS_PER_SOURCE = 100
 DIM = 384
 CENTRES = 2000
@@ -58,7 +66,7 @@ WORDS_PER_CHUNK = 69
 BATCH_ROWS = 100_000
 HEAD = TAIL = 10  # sources written through upsert_source
 QUERIES = 300
-MIN_QUERIES = 5
+MIN_QUERIES = QUERIES if ONLY else 5  # hybrid_indexed: every query runs, no time box
 MODE_BUDGET_S = float(os.environ.get("BENCH_SEARCH_MODE_BUDGET_S", 15))
 RECALL_QUERIES = int(os.environ.get("BENCH_SEARCH_RECALL_QUERIES", 200))
 K = 5
@@ -224,6 +232,39 @@ def recall(store, qv, exact: list[set], budget_s: float | None = None) -> dict:
             "queries_below_0.9": int((r < 0.9).sum()), "k10_latency": stats(ms)}
 
 
+def profile_halves(store, table, qv, qt) -> dict:
+    """Hybrid's halves timed apart, per query: `_vector` and `_keyword` at the pool size
+    `search` uses (candidates=50 and 20), called one after the other on this thread, then the
+    same query through `search` (both halves at once); says which half dominates."""
+    out = {}
+    for pool in (50, 20):
+        for i in range(3):  # warm
+            store._vector(table, qv[i], pool, store.ann_ef, store.ann_refine_factor)
+            store._keyword(table, qt[i], pool)
+        vec_ms, kw_ms, hyb_ms, vec_wins = [], [], [], 0
+        for vec, text in zip(qv, qt):
+            t0 = time.perf_counter()
+            store._vector(table, vec, pool, store.ann_ef, store.ann_refine_factor)
+            t1 = time.perf_counter()
+            store._keyword(table, text, pool)
+            t2 = time.perf_counter()
+            store.search(text, vec, k=K, mode="hybrid", candidates=pool)
+            t3 = time.perf_counter()
+            vec_ms.append((t1 - t0) * 1000)
+            kw_ms.append((t2 - t1) * 1000)
+            hyb_ms.append((t3 - t2) * 1000)
+            vec_wins += (t1 - t0) >= (t2 - t1)
+        out[f"candidates_{pool}"] = {
+            "vector_half": stats(vec_ms), "keyword_half": stats(kw_ms),
+            "sum_of_halves": stats([a + b for a, b in zip(vec_ms, kw_ms)]),
+            "max_of_halves": stats([max(a, b) for a, b in zip(vec_ms, kw_ms)]),
+            "hybrid_search_same_query": stats(hyb_ms),
+            "share_of_queries_where_vector_half_is_slower": round(vec_wins / len(vec_ms), 3),
+            "loadavg_after": load(),
+        }
+    return out
+
+
 def table_shape(table) -> dict:
     info = {"rows": table.count_rows(), "versions": len(table.list_versions())}
     for ix in table.list_indices():
@@ -252,7 +293,7 @@ def main() -> None:
     qv, qt = make_queries(rng, vectors, vocab, QUERIES)
     rq, _ = make_queries(rng, vectors, vocab, RECALL_QUERIES)
     t = time.perf_counter()
-    exact = exact_top(vectors, ids, rq, RECALL_K)
+    exact = exact_top(vectors, ids, rq, RECALL_K) if not ONLY else []
     exact_s = time.perf_counter() - t
 
     result: dict = {
@@ -311,11 +352,12 @@ def main() -> None:
         }
         note(f"built in {build_s:.1f} s")
 
-        loads["before_no_index"] = load()
-        no_index = {"table": table_shape(table), **run_modes(store, qv, qt, f"{ROWS} no-index")}
-        no_index["exact_search_recall_sanity"] = recall(store, rq[:10], exact[:10], budget_s=MODE_BUDGET_S)
-        note(f"no-index sanity recall {no_index['exact_search_recall_sanity']}")
-        result["no_vector_index"] = no_index
+        if not ONLY:
+            loads["before_no_index"] = load()
+            no_index = {"table": table_shape(table), **run_modes(store, qv, qt, f"{ROWS} no-index")}
+            no_index["exact_search_recall_sanity"] = recall(store, rq[:10], exact[:10], budget_s=MODE_BUDGET_S)
+            note(f"no-index sanity recall {no_index['exact_search_recall_sanity']}")
+            result["no_vector_index"] = no_index
 
         loads["before_maintain"] = load()
         t0 = time.perf_counter()
@@ -326,6 +368,7 @@ def main() -> None:
         indexed = {"maintain": m3, "maintain_wall_s": round(m3_s, 1),
                    "index": f"IvfHnswSq(distance_type='cosine', num_partitions={max(1, ROWS // 50_000)}) as maintain() builds it",
                    "table": table_shape(table)}
+        loads["before_indexed_queries"] = load()
         indexed.update(run_modes(store, qv, qt, f"{ROWS} ivf_hnsw_sq"))
         # where hybrid's time goes: its two halves (k = candidates = 50), and a smaller pool
         breakdown = {
@@ -338,24 +381,37 @@ def main() -> None:
         for name, st in breakdown.items():
             note(f"{ROWS} ivf_hnsw_sq {name}: {st}")
         indexed["hybrid_breakdown"] = breakdown
-        indexed["recall"] = []
-        for ef, refine in SETTINGS:
-            tuned = VectorStore(uri=tmp, ann_ef=ef, ann_refine_factor=refine)
-            r = recall(tuned, rq, exact)
-            indexed["recall"].append(r)
-            note(f"recall {r}")
-        result["ivf_hnsw_sq"] = indexed
-        shipped = indexed["recall"][0]
-        result["targets_met_at_shipped_settings"] = {
-            "vector_p99": indexed["vector"]["p99_ms"] < P99_TARGET_MS,
-            "hybrid_p99": indexed["hybrid"]["p99_ms"] < P99_TARGET_MS,
-            "recall_at_10": shipped["recall_at_10"] >= RECALL_TARGET,
-        }
+        if ONLY:
+            indexed["hybrid_halves_profile"] = profile_halves(store, table, qv, qt)
+            note(f"{ROWS} ivf_hnsw_sq halves profile: {indexed['hybrid_halves_profile']}")
+            result["ivf_hnsw_sq"] = indexed
+            result["targets_met_at_shipped_settings"] = {
+                "vector_p99": indexed["vector"]["p99_ms"] < P99_TARGET_MS,
+                "hybrid_p99": indexed["hybrid"]["p99_ms"] < P99_TARGET_MS,
+                "hybrid_candidates_20_p99": breakdown["hybrid_candidates_20"]["p99_ms"] < P99_TARGET_MS,
+            }
+        else:
+            indexed["recall"] = []
+            for ef, refine in SETTINGS:
+                tuned = VectorStore(uri=tmp, ann_ef=ef, ann_refine_factor=refine)
+                r = recall(tuned, rq, exact)
+                indexed["recall"].append(r)
+                note(f"recall {r}")
+            result["ivf_hnsw_sq"] = indexed
+            shipped = indexed["recall"][0]
+            result["targets_met_at_shipped_settings"] = {
+                "vector_p99": indexed["vector"]["p99_ms"] < P99_TARGET_MS,
+                "hybrid_p99": indexed["hybrid"]["p99_ms"] < P99_TARGET_MS,
+                "recall_at_10": shipped["recall_at_10"] >= RECALL_TARGET,
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     loads["end"] = load()
     result["loadavg_1_5_15"] = loads
-    emit(f"search_latency_scale_{ROWS}" + ("" if DATA == "clustered" else f"_{DATA}"), result)
+    if ONLY:
+        result["only"] = ONLY
+    name = f"search_latency_scale_{ROWS}" + ("" if DATA == "clustered" else f"_{DATA}")
+    emit(name + ("_hybrid" if ONLY else ""), result)
 
 
 if __name__ == "__main__":

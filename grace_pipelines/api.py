@@ -33,16 +33,26 @@ from grace_pipelines.text.keywords import blind_tokens
 from grace_pipelines.settings import GraceSettings, load_settings
 from grace_pipelines.state import SourceRow, StateDB, utcnow
 
-DAGSTER_YAML = """\
+def dagster_yaml(settings: GraceSettings) -> str:
+    """The Dagster instance config `grace init` writes: SQLite storage under GRACE_HOME, a run
+    queue that is fair across origins, and the pool limits (HTM: grace_pipelines/htm)."""
+    return f"""\
 # Dagster instance for this GRACE_HOME (SQLite storage under this folder).
 # For PostgreSQL storage see dagster.postgres.example.yaml in the grace-pipelines repository.
 telemetry:
   enabled: false
 concurrency:
   runs:
-    max_concurrent_runs: 4
+    max_concurrent_runs: {settings.max_concurrent_runs}
+    tag_concurrency_limits:
+      # fairness: one origin (a flood of voice memos, a document dump) gets at most this many
+      # run slots, so another origin always finds one free; runs carry the tag grace/origin
+      - key: grace/origin
+        value:
+          applyLimitPerUniqueValue: true
+        limit: {min(settings.origin_run_limit, settings.max_concurrent_runs)}
   pools:
-    default_limit: 1   # the "transcription" pool: one Whisper at a time on a CPU machine
+    default_limit: {settings.transcription_pool_limit}   # pools "transcription" (Whisper) and "index_writer" (LanceDB)
 run_queue:
   dequeue_interval_seconds: 1   # default 5; measured: drop-to-searchable median 12.3 s -> 7.9 s
 """
@@ -143,7 +153,7 @@ class Grace:
         dagster_home.mkdir(parents=True, exist_ok=True)
         config = dagster_home / "dagster.yaml"
         if not config.exists():
-            config.write_text(DAGSTER_YAML, encoding="utf-8")
+            config.write_text(dagster_yaml(self.settings), encoding="utf-8")
         return self.settings.home
 
     @cached_property
@@ -221,6 +231,10 @@ class Grace:
         if not keys:
             return outcome
         job = self.defs.resolve_job_def("ingest_job")
+        from grace_pipelines.dispatcher import Ledger
+
+        # launched here and now: the dispatcher must not launch them a second time
+        Ledger(self.db).claim(keys, "api", utcnow(), "run", 0)
         with self.instance() as instance:
             instance.add_dynamic_partitions("sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)])
             for key in keys:
@@ -600,6 +614,11 @@ class Grace:
 
     def _status(self, row: SourceRow) -> SourceStatus:
         status = _status(row)
+        if status.state == "processing" and row.stage == "registered" and row.launched_at is None and row.route == "defer" and row.sla_due:
+            status.why = (f"heavy work, deferred to the off-peak window ({self.settings.offpeak_start:%H:%M}-"
+                          f"{self.settings.offpeak_end:%H:%M} {self.settings.timezone}); due {row.sla_due:%Y-%m-%d %H:%M} UTC")
+        elif status.state == "processing" and row.stage == "registered" and row.launched_at is None and row.sla_due:
+            status.why = f"waiting to be launched ({row.size_class} {row.origin}, due {row.sla_due:%H:%M:%S} UTC)"
         if status.state == "searchable" and row.embedding_model != self._embedding_model:
             status.state = "processing"
             status.why = ("indexed by an earlier embedding model; reembed_sensor re-embeds it (or: grace reembed), "
@@ -631,6 +650,20 @@ class Grace:
         keys = self.db.stale_embeddings(self._embedding_model)
         return self.run_sources(keys, asset_selection=[embeddings.key], progress=progress,
                                 tags={"grace/reason": "reembed", "grace/embedding_model": self._embedding_model})
+
+    def htm(self, window_s: float = 3600.0) -> dict[str, Any]:
+        """HTM figures for the last `window_s` seconds (as the `htm_metrics` asset records them)."""
+        from datetime import timedelta
+
+        from grace_pipelines.assets.htm_metrics import stage_throughput
+        from grace_pipelines.metrics import htm_report, markdown
+
+        now = utcnow()
+        with self.instance() as instance:
+            stages = stage_throughput(instance, self.db, now - timedelta(seconds=window_s))
+        report = htm_report(self.db, now, timedelta(seconds=window_s), stages=stages)
+        report["markdown"] = markdown(report)
+        return report
 
     def status(self) -> list[SourceStatus]:
         out = [self._status(row) for row in self.db.list_sources()]

@@ -115,9 +115,21 @@ def ingest(
 @app.command()
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    htm: bool = typer.Option(False, "--htm", help="Task manager figures instead: throughput, latency, SLAs, queues."),
+    window: float = typer.Option(60.0, "--window", help="With --htm: minutes to look back."),
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Each source's state (awaiting_consent, processing, searchable, failed, quarantined) and why."""
+    if htm:
+        with _errors():
+            report = _grace(home).htm(window_s=window * 60)
+        if as_json:
+            _emit_json(report)
+        else:
+            from rich.markdown import Markdown
+
+            out.print(Markdown(report["markdown"]))
+        return
     with _errors():
         items = _grace(home).status()
     if as_json:

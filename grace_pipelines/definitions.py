@@ -6,17 +6,31 @@ call `build_definitions(settings)` for a GRACE_HOME of their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import dagster as dg
 
 from grace_pipelines.assets import chunks, embeddings, purge_receipt, source, transcript
 from grace_pipelines.assets.keyring import keyring
 from grace_pipelines.assets.search_index import search_index
-from grace_pipelines.schedules import key_rotation_job, key_rotation_schedule, search_index_job, search_index_schedule
+from grace_pipelines.assets.htm_metrics import htm_metrics
+from grace_pipelines.assets.tiny_batch import tiny_batch_job
+from grace_pipelines.schedules import (
+    build_offpeak_schedule,
+    htm_metrics_job,
+    htm_metrics_schedule,
+    key_rotation_job,
+    key_rotation_schedule,
+    search_index_job,
+    search_index_schedule,
+)
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import build_resources
 from grace_pipelines.assets.embeddings import EMBEDDINGS_CODE_VERSION
-from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor, build_reembed_sensor
+from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor, build_reembed_sensor, build_sla_sensor
 from grace_pipelines.settings import GraceSettings, load_settings
+from grace_pipelines.state import utcnow
 
 UPSTREAM_CODE_VERSION = "1"  # source, transcript, chunks: bump one when its logic changes
 
@@ -25,7 +39,8 @@ def _versioned(asset: dg.AssetsDefinition, version: str) -> dg.AssetsDefinition:
     return asset.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version))
 
 
-def build_definitions(settings: GraceSettings) -> dg.Definitions:
+def build_definitions(settings: GraceSettings, clock: Callable[[], datetime] = utcnow) -> dg.Definitions:
+    """`clock` is when "now" is for the inbox and SLA sensors (tests pass a fixed one)."""
     resources = build_resources(settings)
     # Code versions: the embedder's identity is part of `embeddings`' version, so a model change
     # shows `embeddings` alone as changed in the UI, and `reembed_sensor` re-runs only it.
@@ -47,11 +62,12 @@ def build_definitions(settings: GraceSettings) -> dg.Definitions:
         description="Remove everything derived from one source after consent is revoked or expires.",
     )
     return dg.Definitions(
-        assets=[*ingest_assets, purge_receipt, keyring, search_index],
-        jobs=[job, purge_job, key_rotation_job, search_index_job],
-        schedules=[key_rotation_schedule, search_index_schedule],
+        assets=[*ingest_assets, purge_receipt, keyring, search_index, htm_metrics],
+        jobs=[job, tiny_batch_job, purge_job, key_rotation_job, search_index_job, htm_metrics_job],
+        schedules=[key_rotation_schedule, search_index_schedule, htm_metrics_schedule, build_offpeak_schedule(settings, job)],
         sensors=[
-            build_inbox_sensor(settings, job),
+            build_inbox_sensor(settings, [job, tiny_batch_job], clock),
+            build_sla_sensor(settings, job, clock),
             build_consent_sensor(
                 [job, purge_job],
                 interval=settings.inbox_poll_seconds,

@@ -178,7 +178,9 @@ def _handle_sidecar_only(settings: GraceSettings, db: StateDB, path: Path, resul
     result.consent_applied.append((path.name, row.key))
 
 
-def register_file(settings: GraceSettings, db: StateDB, path: Path, result: ScanResult) -> None:
+def register_file(
+    settings: GraceSettings, db: StateDB, path: Path, result: ScanResult, dropped_at: datetime | None = None
+) -> None:
     """Hash, probe and register one settled file; quarantine it with a reason on any refusal."""
     name = path.name
     try:
@@ -212,11 +214,17 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
     created = db.register_source(
         key=key, sha256=digest, filename=title, title=title, kind=info.kind, ext=info.ext,
         origin=origin, size=drop.size, duration_s=info.duration_s, participants=participants,
-        inbox_path=str(path),
+        inbox_path=str(path), dropped_at=dropped_at,
     )
     if grants:
         _apply_sidecar_grants(db, key, sidecar_path, grants)
     if created:
+        from grace_pipelines.dispatcher import plan
+
+        row = db.get_source(key)
+        assert row is not None
+        db.update_source(key, **plan(settings, kind=info.kind, size=drop.size, duration_s=info.duration_s,
+                                     origin=origin, dropped_at=row.dropped_at))
         for party, scope, rule in policy_grants(
             settings.consent_policy, origin=origin, participants=participants, owner=settings.owner
         ):
@@ -232,7 +240,7 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
     stored = (settings.store / key / "original").is_file()  # the blob store's layout
     if existing is not None and existing.stage == "purged" and not stored:
         # the raw recording was purged: keep this copy; it waits for a new grant
-        db.update_source(key, stage="registered", reason=None, inbox_path=str(path))
+        db.update_source(key, stage="registered", reason=None, inbox_path=str(path), launched_at=None)
         drop.run_key = f"{key}:redrop:{time.time_ns()}"
         result.retry.append(drop)
         return
@@ -240,7 +248,7 @@ def register_file(settings: GraceSettings, db: StateDB, path: Path, result: Scan
         # dropping a failed source again retries it (after a fix of the engine or settings)
         if stored:
             path.unlink(missing_ok=True)
-        db.update_source(key, stage="registered", reason=None, inbox_path=None if stored else str(path))
+        db.update_source(key, stage="registered", reason=None, inbox_path=None if stored else str(path), launched_at=None)
         drop.run_key = f"{key}:retry:{time.time_ns()}"
         result.retry.append(drop)
         return
@@ -264,8 +272,10 @@ def scan_inbox(
     now: float | None = None,
     only: set[Path] | None = None,
     settle_seconds: float | None = None,
+    dropped_at: datetime | None = None,
 ) -> ScanResult:
-    """One pass over the inbox. `only` restricts to given paths (used by `grace ingest`)."""
+    """One pass over the inbox. `only` restricts to given paths (used by `grace ingest`);
+    `dropped_at` is the registration time (default: now; a sensor with an injected clock passes it)."""
     now = time.time() if now is None else now
     settle = settings.settle_seconds if settle_seconds is None else settle_seconds
     state = _Cursor.parse(cursor)
@@ -305,7 +315,7 @@ def scan_inbox(
             continue
         if not path.exists():
             continue
-        register_file(settings, db, path, result)
+        register_file(settings, db, path, result, dropped_at)
         handled += 1
         if not blocked and only is None:
             if ctime_ns > watermark:

@@ -19,7 +19,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from grace_pipelines.consent import PolicyRule
+from grace_pipelines.htm.sizing import SizeThresholds
+from grace_pipelines.htm.sla import SlaTarget, default_targets
 
 TranscriberEngine = Literal["faster-whisper", "openai", "whisperx"]
 EmbedderEngine = Literal["minilm", "openai"]
@@ -103,6 +108,27 @@ class GraceSettings(BaseSettings):
     rerank_depth: int = Field(10, ge=1, le=100, description="How many top results the sentence re-rank looks at.")
     rerank_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the best sentence against the whole chunk.")
 
+    # HTM: sizing, routing, fairness, SLAs (grace_pipelines/htm)
+    timezone: str = Field("UTC", description="IANA time zone of the off-peak window and clock-time SLAs.")
+    offpeak_start: time = Field(time(1, 0), description="Off-peak window start (local time).")
+    offpeak_end: time = Field(time(6, 0), description="Off-peak window end (local time).")
+    tiny_audio_s: float = Field(30.0, gt=0, description="Audio shorter than this is tiny (batched).")
+    tiny_text_bytes: int = Field(20_000, gt=0, description="Documents smaller than this are tiny (batched).")
+    heavy_audio_s: float = Field(20 * 60.0, gt=0, description="Audio longer than this is heavy (off-peak).")
+    heavy_bytes: int = Field(200 * 1024**2, gt=0, description="Any file larger than this is heavy (off-peak).")
+    expected_rtf: float = Field(0.1, gt=0, description="Processing seconds per audio second, to foresee SLA misses.")
+    tiny_batch_size: int = Field(50, ge=1, le=1000, description="Tiny sources per batch run.")
+    tiny_batch_wait_s: float = Field(5.0, ge=0, description="Launch a partial tiny batch once its oldest waited this long.")
+    max_concurrent_runs: int = Field(4, ge=1, description="Run queue: runs at once (written to dagster.yaml by grace init).")
+    origin_run_limit: int = Field(2, ge=1, description="Run queue: runs at once per origin (tag_concurrency_limits).")
+    transcription_pool_limit: int = Field(1, ge=1, description="Whisper runs at once (pool `transcription`; 1 on CPU).")
+    origin_runs_per_minute: int = Field(30, ge=1, description="Inbox sensor: run requests per origin per minute.")
+    sla_targets: list[SlaTarget] = Field(
+        default_factory=default_targets,
+        description='Drop-to-searchable targets, e.g. [[sla_targets]] origin = "voice_note" size_class = "tiny" minutes = 2',
+    )
+    sla_webhook_url: str | None = Field(None, description="Slack-compatible webhook for critical SLA alerts (kept out of logs).")
+
     # search index
     ann_min_rows: int = Field(50_000, ge=1, description="Rows from which the vector index is built.")
     ann_ef: int = Field(200, ge=1)
@@ -139,6 +165,31 @@ class GraceSettings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("must be a sqlite:// or postgresql:// SQLAlchemy URL")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @field_validator("sla_targets")
+    @classmethod
+    def _covers_every_class(cls, value: list[SlaTarget]) -> list[SlaTarget]:
+        for size in ("tiny", "normal", "heavy"):
+            if not any(t.origin == "*" and t.size_class in ("*", size) for t in value):
+                raise ValueError(f"no target for {size} work from any origin (add one with origin = \"*\")")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def size_thresholds(self) -> SizeThresholds:
+        return SizeThresholds(self.tiny_audio_s, self.tiny_text_bytes, self.heavy_audio_s, self.heavy_bytes)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> GraceSettings:

@@ -67,6 +67,14 @@ sources_table = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("embedding_model", sa.String(64), nullable=True),  # Embedder.code_version() of its vectors
+    # HTM ledger (grace_pipelines.queue): how big, how urgent, when launched and done
+    sa.Column("size_class", sa.String(8), nullable=True),
+    sa.Column("sla_due", UTCDateTime, nullable=True),
+    sa.Column("route", sa.String(8), nullable=True),  # run | batch | defer: the last routing decision
+    sa.Column("priority", sa.Integer, nullable=True),
+    sa.Column("launched_at", UTCDateTime, nullable=True),  # None: waiting for the dispatcher
+    sa.Column("run_key", sa.Text, nullable=True),
+    sa.Column("searchable_at", UTCDateTime, nullable=True),
 )
 
 consent_table = sa.Table(
@@ -92,6 +100,30 @@ quarantine_table = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("source_key", sa.String(16), nullable=True),
     sa.Column("at", UTCDateTime, nullable=False),
+)
+
+launches_table = sa.Table(
+    "htm_launches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.String(32), nullable=False),
+    sa.Column("size_class", sa.String(8), nullable=False),
+    sa.Column("sources", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+htm_events_table = sa.Table(
+    "htm_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source_key", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # warning | violated | critical | starved
+    sa.Column("origin", sa.String(32), nullable=False),
+    sa.Column("size_class", sa.String(8), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.UniqueConstraint("source_key", "kind", name="uq_htm_events_source_kind"),  # each tier fires once
 )
 
 STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed", "purged", "no_text_layer")
@@ -123,6 +155,13 @@ class SourceRow:
     reason: str | None
     updated_at: datetime
     embedding_model: str | None = None
+    size_class: str | None = None
+    sla_due: datetime | None = None
+    route: str | None = None
+    priority: int | None = None
+    launched_at: datetime | None = None
+    run_key: str | None = None
+    searchable_at: datetime | None = None
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -200,9 +239,10 @@ class StateDB:
         duration_s: float | None,
         participants: Sequence[str],
         inbox_path: str | None,
+        dropped_at: datetime | None = None,
     ) -> bool:
         """Insert a new source; False (and nothing changed) if the key is already known."""
-        now = utcnow()
+        now = dropped_at or utcnow()
         try:
             with self.begin() as conn:
                 conn.execute(

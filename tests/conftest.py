@@ -111,9 +111,13 @@ class Driver:
             self.cursors[sensor_name] = result.cursor
         return result
 
-    def execute(self, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
+    def execute(self, result: dg.SensorResult | list[dg.RunRequest]) -> list[dg.ExecuteInProcessResult]:
+        """Run the requests one after another, highest `dagster/priority` first (stable), as the
+        run queue would dequeue them."""
+        requests = result if isinstance(result, list) else list(result.run_requests or [])
+        requests = sorted(requests, key=lambda r: -int((r.tags or {}).get("dagster/priority", 0)))
         done = []
-        for request in result.run_requests or []:
+        for request in requests:
             job = self.defs.resolve_job_def(request.job_name or "ingest_job")
             done.append(
                 job.execute_in_process(

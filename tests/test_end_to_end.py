@@ -63,13 +63,17 @@ def test_drop_to_cited_answer_with_consent(stack, manifest) -> None:
         "corrupt.mp3",
     )
     result = driver.tick("inbox_sensor")
-    assert len(result.run_requests) == 3, "one run per new source; duplicate and corrupt file make none"
-    runs = driver.execute(result)
-    by_title = {grace.db.get_source(r.dagster_run.tags["grace/source"]).title: r for r in runs}
-    assert by_title["standup.mp3"].success and by_title["groceries.ogg"].success
-    assert not by_title["migration.wav"].success, "the blocking consent check stops the run"
+    (batch,) = result.run_requests  # three tiny voice notes: one batch run; duplicate and corrupt file make none
+    assert batch.job_name == "tiny_batch_job"
+    assert len(batch.run_config["ops"]["ingest_batch"]["config"]["keys"]) == 3
+    (run,) = driver.execute(result)
+    assert run.success, "a source held for consent does not fail its batch"
     keys = {row.title: row.key for row in grace.db.list_sources()}
     assert len(keys) == 3
+    states = {title: grace.status_of(key).state for title, key in keys.items()}
+    assert states == {"standup.mp3": "searchable", "groceries.ogg": "searchable", "migration.wav": "awaiting_consent"}
+    for title in ("standup.mp3", "groceries.ogg"):  # each source its own materializations, as in a single run
+        assert all(_materialized(instance, a, keys[title]) for a in ("source", "transcript", "chunks", "embeddings"))
 
     # a question phrased differently from the speech finds the recording and the moment
     deadline = sentence(manifest, "standup.mp3", "deadline")

@@ -15,11 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_init_writes_a_loadable_sqlite_instance(home: Path) -> None:
-    Grace(home).init()
+    Grace(home, max_concurrent_runs=6, origin_run_limit=3, transcription_pool_limit=2).init()
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     try:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert instance.run_coordinator.dequeue_interval_seconds == 1
+        runs = instance.get_concurrency_config().run_queue_config
+        assert runs.max_concurrent_runs == 6
+        assert runs.tag_concurrency_limits == [
+            {"key": "grace/origin", "value": {"applyLimitPerUniqueValue": True}, "limit": 3}
+        ], "one origin cannot take every run slot"
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
         assert str(home) in instance.root_directory
     finally:
         instance.dispose()

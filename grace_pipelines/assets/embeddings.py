@@ -14,6 +14,7 @@ EMBEDDINGS_CODE_VERSION = "1"  # bump when this asset's own logic changes
 
 import json
 import time
+from typing import Any
 
 import dagster as dg
 
@@ -22,6 +23,7 @@ from grace_pipelines.assets.consent_gate import load_row, require_consent
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, Embedder, StateResource, VectorStore
 from grace_pipelines.resources.blob_store import seal_text
+from grace_pipelines.state import StateDB, utcnow
 from grace_pipelines.text.keywords import blind_tokens
 
 
@@ -40,8 +42,11 @@ def embeddings(
     state: StateResource,
 ) -> dg.MaterializeResult:
     """Vectors of every chunk of one source in LanceDB, searchable by vector and keyword."""
-    db = state.db()
-    key = context.partition_key
+    return dg.MaterializeResult(metadata=make_embeddings(context.partition_key, embedder, vector_store, blob_store, state.db()))
+
+
+def make_embeddings(key: str, embedder: Embedder, vector_store: VectorStore, blob_store: BlobStore, db: StateDB) -> dict[str, Any]:
+    """The stage itself, for one source (a single run's asset and a batch run both call it)."""
     row = load_row(db, key)
     require_consent(db, row, "index")
     pieces = blob_store.get_json(key, CHUNKS)
@@ -73,16 +78,16 @@ def embeddings(
         for p, vector in zip(pieces, vectors)
     ]
     written = vector_store.upsert_source(key, rows, embedder.dim)
-    db.update_source(key, stage="searchable", reason=None, embedding_model=embedder.code_version())
-    return dg.MaterializeResult(
-        metadata={
-            "vectors": written,
-            "dimensions": embedder.dim,
-            "model": embedder.model_name,
-            "model_version": embedder.model_version,
-            "table": vector_store.table_name,
-            "embed_s": round(embed_s, 3),
-            "chunks_per_s": round(len(pieces) / embed_s, 1) if embed_s > 0 else 0.0,
-            "table_rows": vector_store.count(),
-        }
-    )
+    first_time = row.searchable_at is None
+    db.update_source(key, stage="searchable", reason=None, embedding_model=embedder.code_version(),
+                     **({"searchable_at": utcnow()} if first_time else {}))
+    return {
+        "vectors": written,
+        "dimensions": embedder.dim,
+        "model": embedder.model_name,
+        "model_version": embedder.model_version,
+        "table": vector_store.table_name,
+        "embed_s": round(embed_s, 3),
+        "chunks_per_s": round(len(pieces) / embed_s, 1) if embed_s > 0 else 0.0,
+        "table_rows": vector_store.count(),
+    }

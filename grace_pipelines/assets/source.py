@@ -8,12 +8,14 @@ bytes are kept but nothing is transcribed.
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from grace_pipelines.assets.consent_gate import consent_check_result, load_row
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource
+from grace_pipelines.state import StateDB
 
 ORIGINAL = "original"
 
@@ -31,8 +33,12 @@ ORIGINAL = "original"
 )
 def source(context: dg.AssetExecutionContext, blob_store: BlobStore, state: StateResource) -> dg.MaterializeResult:
     """The raw recording or document of one drop, copied into the store and verified by hash."""
-    db = state.db()
-    key = context.partition_key
+    metadata, check = store_source(context.partition_key, blob_store, state.db())
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def store_source(key: str, blob_store: BlobStore, db: StateDB) -> tuple[dict[str, Any], dg.AssetCheckResult]:
+    """The stage itself, for one source (a single run's asset and a batch run both call it)."""
     row = load_row(db, key)
     inbox_path = Path(row.inbox_path) if row.inbox_path else None
     copied = False
@@ -54,16 +60,15 @@ def source(context: dg.AssetExecutionContext, blob_store: BlobStore, state: Stat
     if db.get_source(key).stage in ("registered", "failed"):  # type: ignore[union-attr]
         db.set_stage(key, "stored")
     check = consent_check_result(db, row, "transcribe")
-    return dg.MaterializeResult(
-        metadata={
-            "bytes": row.bytes,
-            "duration_s": float(row.duration_s or 0.0),
-            "kind": row.kind,
-            "format": row.ext,
-            "origin": row.origin,
-            "title": row.title,
-            "participants": len(row.participants),
-            "copied_from_inbox": copied,
-        },
-        check_results=[check],
-    )
+    metadata = {
+        "bytes": row.bytes,
+        "duration_s": float(row.duration_s or 0.0),
+        "kind": row.kind,
+        "format": row.ext,
+        "origin": row.origin,
+        "size_class": row.size_class or "unknown",
+        "title": row.title,
+        "participants": len(row.participants),
+        "copied_from_inbox": copied,
+    }
+    return metadata, check

@@ -6,6 +6,8 @@ and real-time factor, never the words. Carries the blocking check `consent_index
 """
 
 
+from typing import Any
+
 import dagster as dg
 
 from grace_pipelines.assets.consent_gate import (
@@ -19,6 +21,7 @@ from grace_pipelines.text.extract import NoTextLayer, extract
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource, Transcriber
 from grace_pipelines.resources.transcriber import EngineUnavailable, TranscriptionError
+from grace_pipelines.state import StateDB
 
 TRANSCRIPT = "transcript.json"
 
@@ -40,8 +43,14 @@ def transcript(
     context: dg.AssetExecutionContext, transcriber: Transcriber, blob_store: BlobStore, state: StateResource
 ) -> dg.MaterializeResult:
     """Timed segments of speech for audio/video, or the text of a document."""
-    db = state.db()
-    key = context.partition_key
+    metadata, check = make_transcript(context.partition_key, transcriber, blob_store, state.db(), context.log)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def make_transcript(
+    key: str, transcriber: Transcriber, blob_store: BlobStore, db: StateDB, log: Any
+) -> tuple[dict[str, Any], dg.AssetCheckResult]:
+    """The stage itself, for one source (a single run's asset and a batch run both call it)."""
     row = load_row(db, key)
     require_consent(db, row, "transcribe")
     data = blob_store.get_bytes(key, ORIGINAL)
@@ -83,7 +92,7 @@ def transcript(
                 }
             )
             for note in result.notes:
-                context.log.warning(note)
+                log.warning(note)
     except EngineUnavailable:
         raise  # a system failure: the run fails and the source is not blamed
     except NoTextLayer as exc:
@@ -96,4 +105,4 @@ def transcript(
     metadata["stored_bytes"] = size
     db.set_stage(key, "transcribed")
     check = consent_check_result(db, row, "index")
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return metadata, check

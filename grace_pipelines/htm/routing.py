@@ -92,7 +92,11 @@ def route(
     return Route("run", priority, "normal work runs now")
 
 
-def should_flush(waiting: int, oldest_wait_s: float, *, batch_size: int, max_wait_s: float, urgent: bool = False) -> bool:
-    """Launch the tiny batch now? When it is full, its oldest item has waited long enough, or
-    an item in it is at risk of its SLA."""
-    return waiting > 0 and (urgent or waiting >= batch_size or oldest_wait_s >= max_wait_s)
+def should_flush(
+    waiting: int, oldest_wait_s: float, *, batch_size: int, max_wait_s: float, urgent: bool = False, idle: bool = False
+) -> bool:
+    """Launch the tiny batch now? When nothing of its kind is in flight (an idle queue gains
+    nothing by waiting: a lone voice note starts at once), when it is full, when its oldest item
+    has waited `max_wait_s`, or when an item in it is at risk of its SLA. While a batch is in
+    flight, newcomers gather into the next one."""
+    return waiting > 0 and (idle or urgent or waiting >= batch_size or oldest_wait_s >= max_wait_s)

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from grace_pipelines.resources.alerts import Alerts
 from grace_pipelines.resources.blob_store import BlobStore
 from grace_pipelines.resources.embedder import MINILM_NAME, Embedder
 from grace_pipelines.resources.state import StateResource
@@ -19,7 +20,7 @@ from grace_pipelines.resources.transcriber import Transcriber
 from grace_pipelines.resources.vector_store import VectorStore, table_name_for
 from grace_pipelines.settings import GraceSettings, SettingsError
 
-__all__ = ["BlobStore", "Embedder", "StateResource", "Transcriber", "VectorStore", "build_resources"]
+__all__ = ["Alerts", "BlobStore", "Embedder", "StateResource", "Transcriber", "VectorStore", "build_resources"]
 
 
 def _api_key(settings: GraceSettings, needed: bool) -> Any:
@@ -69,4 +70,5 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
         ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url),
+        "alerts": Alerts(webhook_url=settings.sla_webhook_url),
     }

@@ -1,7 +1,14 @@
-"""Schedules: weekly key rotation and nightly search-index upkeep (the configurable off-peak
-window and metrics come with the HTM issue)."""
+"""Schedules: weekly key rotation, nightly search-index upkeep, hourly HTM metrics, and the
+off-peak window for deferred heavy work (schedules/offpeak.py)."""
 
 import dagster as dg
+
+from grace_pipelines.schedules.offpeak import build_offpeak_schedule
+
+__all__ = [
+    "build_offpeak_schedule", "htm_metrics_job", "htm_metrics_schedule", "key_rotation_job", "key_rotation_schedule",
+    "search_index_job", "search_index_schedule",
+]
 
 key_rotation_job = dg.define_asset_job(
     "key_rotation_job",
@@ -31,4 +38,19 @@ search_index_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Nightly search-index upkeep, off-peak.",
+)
+
+htm_metrics_job = dg.define_asset_job(
+    "htm_metrics_job",
+    selection=dg.AssetSelection.assets("htm_metrics"),
+    description="Record throughput, latency, SLA compliance, queue depth and starvation.",
+)
+
+htm_metrics_schedule = dg.ScheduleDefinition(
+    name="htm_metrics_schedule",
+    job=htm_metrics_job,
+    cron_schedule="0 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly HTM metrics (plotted from the asset's numeric metadata).",
 )

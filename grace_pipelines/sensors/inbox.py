@@ -1,53 +1,78 @@
-"""`inbox_sensor`: a file dropped into GRACE_HOME/inbox becomes a partition and a run.
+"""`inbox_sensor`: a file dropped into GRACE_HOME/inbox becomes a partition and, when the
+HTM dispatcher says so, a run.
 
-Each tick scans incrementally (cursor), registers new sources in the state database, adds
-their keys to the dynamic partitions `sources` and requests one `ingest_job` run per new
-source (run key = source key, so a source is never launched twice). Refused files are
-quarantined with a reason and never stop the others.
+Each tick scans incrementally (cursor), registers new sources in the state database (with a
+size class, SLA deadline and priority) and adds their keys to the dynamic partitions
+`sources`; then the dispatcher (grace_pipelines/dispatcher.py) launches what should start now:
+normal work at once, tiny work batched, heavy work deferred to `offpeak_schedule`, each origin
+capped per minute. Refused files are quarantined with a reason and never stop the others.
 """
 
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
+from grace_pipelines.dispatcher import Launch, dispatch
 from grace_pipelines.inbox import scan_inbox
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import StateResource
 from grace_pipelines.settings import GraceSettings
+from grace_pipelines.state import utcnow
 
 
-def run_request_for(drop_key: str, origin: str, kind: str, run_key: str | None = None) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=run_key or drop_key,
-        partition_key=drop_key,
-        tags={"grace/origin": origin, "grace/kind": kind, "grace/source": drop_key},
-    )
+def run_requests_for(launch: Launch, settings: GraceSettings | None = None) -> list[dg.RunRequest]:
+    """The run request for one launch: a single source runs `ingest_job` on its partition; a
+    batch runs `tiny_batch_job` with its keys in config. Tags carry origin and size class
+    (the run queue's fair-share limit keys on `grace/origin`) and the priority
+    (`dagster/priority`, higher first)."""
+    tags = {
+        "grace/origin": launch.origin, "grace/size_class": launch.size_class, "grace/route": launch.reason[:60],
+        "dagster/priority": str(launch.priority),
+    }
+    if len(launch.keys) == 1:
+        key = launch.keys[0]
+        return [dg.RunRequest(run_key=launch.run_key, partition_key=key, job_name="ingest_job",
+                              tags={**tags, "grace/source": key})]
+    chunking = {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap} if settings else {}
+    return [dg.RunRequest(
+        run_key=launch.run_key, job_name="tiny_batch_job",
+        run_config={"ops": {"ingest_batch": {"config": {"keys": launch.keys, **chunking}}}},
+        tags={**tags, "grace/sources": ",".join(launch.keys), "grace/batch_size": str(len(launch.keys))},
+    )]
 
 
-def build_inbox_sensor(settings: GraceSettings, job: Any) -> dg.SensorDefinition:
+def build_inbox_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
     @dg.sensor(
         name="inbox_sensor",
-        job=job,
+        jobs=jobs,
         minimum_interval_seconds=settings.inbox_poll_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Picks up files dropped into the inbox folder within seconds.",
     )
     def inbox_sensor(context: dg.SensorEvaluationContext, state: StateResource) -> dg.SensorResult:
         settings.ensure_dirs()
-        result = scan_inbox(settings, state.db(), context.cursor)
+        now = clock()
+        result = scan_inbox(settings, state.db(), context.cursor, dropped_at=now)
         for name, reason in result.quarantined:
             context.log.warning(f"quarantined {name!r}: {reason}")
         for name, key in result.duplicates:
             context.log.info(f"{name!r} has the same bytes as source {key}; kept one")
-        drops = result.new + result.retry
+        launches = dispatch(settings, state.db(), now)
+        for launch in launches:
+            context.log.info(f"launch {len(launch.keys)} {launch.origin}/{launch.size_class} source(s): {launch.reason}")
+        requests = [request for launch in launches for request in run_requests_for(launch, settings)]
         return dg.SensorResult(
-            run_requests=[run_request_for(d.key, d.origin, d.kind, run_key=d.run_key) for d in drops],
+            run_requests=requests,
             dynamic_partitions_requests=(
                 [sources_partitions.build_add_request([d.key for d in result.new])] if result.new else []
             ),
             cursor=result.cursor,
-            skip_reason=None if drops else f"no new files ({result.seen} in inbox, {result.unsettled} still being written)",
+            skip_reason=None if requests else (
+                f"nothing to launch ({result.seen} in inbox, {result.unsettled} still being written)"
+            ),
         )
 
     return inbox_sensor

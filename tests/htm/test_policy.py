@@ -159,8 +159,15 @@ def test_route_priority_follows_origin() -> None:
 
 
 @pytest.mark.parametrize(
-    ("waiting", "oldest", "urgent", "flush"),
-    [(0, 99, True, False), (1, 0, False, False), (1, 10, False, True), (50, 0, False, True), (3, 1, True, True)],
+    ("waiting", "oldest", "urgent", "idle", "flush"),
+    [
+        (0, 99, True, True, False),  # nothing to launch
+        (1, 0, False, True, True),  # idle queue: a lone note starts at once
+        (1, 0, False, False, False),  # a batch is in flight: gather the next one
+        (1, 10, False, False, True),  # ... for at most max_wait_s
+        (50, 0, False, False, True),  # full
+        (3, 1, True, False, True),  # SLA at risk
+    ],
 )
-def test_should_flush(waiting: int, oldest: float, urgent: bool, flush: bool) -> None:
-    assert should_flush(waiting, oldest, batch_size=50, max_wait_s=10, urgent=urgent) is flush
+def test_should_flush(waiting: int, oldest: float, urgent: bool, idle: bool, flush: bool) -> None:
+    assert should_flush(waiting, oldest, batch_size=50, max_wait_s=10, urgent=urgent, idle=idle) is flush

@@ -38,7 +38,8 @@ def _drop(inbox: Path, name: str, data: bytes | None = None, source: str | None 
 
 @pytest.fixture
 def setup(home: Path):
-    settings = load_settings(home=home, settle_seconds=2.0)
+    # tiny_batch_wait_s=0: tiny files launch on the tick that sees them (batching: tests/htm)
+    settings = load_settings(home=home, settle_seconds=2.0, tiny_batch_wait_s=0)
     settings.ensure_dirs()
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
@@ -54,7 +55,11 @@ def test_new_files_become_partitions_and_runs(setup) -> None:
     keys = {r.partition_key for r in result.run_requests}
     assert len(keys) == 3
     assert set(driver.instance.get_dynamic_partitions("sources")) == keys
-    assert all(r.run_key == r.partition_key for r in result.run_requests)
+    assert len({r.run_key for r in result.run_requests}) == 3
+    sizes = {db.get_source(r.partition_key).title: (r.tags["grace/size_class"], int(r.tags["dagster/priority"]))
+             for r in result.run_requests}
+    assert sizes == {"standup.mp3": ("tiny", 20), "migration.wav": ("tiny", 10), "project_notes.md": ("tiny", 0)}
+    assert all(r.tags["grace/origin"] == db.get_source(r.partition_key).origin for r in result.run_requests)
     origins = {db.get_source(k).title: db.get_source(k).origin for k in keys}
     assert origins == {"standup.mp3": "voice_note", "migration.wav": "meeting", "project_notes.md": "document"}
     for k in keys:
@@ -172,7 +177,7 @@ def test_dropping_a_failed_source_again_requests_a_fresh_run(setup) -> None:
     _drop(settings.inbox, "standup.mp3")
     (retry,) = driver.tick("inbox_sensor").run_requests
     assert retry.partition_key == first.partition_key
-    assert retry.run_key != first.run_key and retry.run_key.startswith(f"{first.partition_key}:retry:")
+    assert retry.run_key != first.run_key
     assert db.get_source(first.partition_key).stage == "registered"
 
 

@@ -1,0 +1,258 @@
+"""The HTM ledger and dispatcher: which waiting sources start now, in a batch, or later.
+
+Every registered source gets a size class, an SLA deadline and a priority (grace_pipelines/htm
+decides them). A source waits in the ledger (`launched_at` empty) until the dispatcher launches
+it: normal work at once, tiny work in batches, heavy work in the off-peak window (or at once
+when waiting would miss its SLA). Launches per origin per minute are capped so one origin's
+flood cannot starve another; what is over the cap simply waits for the next tick, nothing is
+dropped. A launch claims its sources atomically in the state database, so two sensors (or a
+sensor and `grace ingest --wait`) never launch the same source twice.
+
+No Dagster here: the sensors and schedules turn `Launch`es into run requests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from grace_pipelines.htm import OffPeak, deadline, route, should_flush, size_class, target_for, tier
+from grace_pipelines.htm.routing import URGENT_PRIORITY, base_priority
+from grace_pipelines.settings import GraceSettings
+from grace_pipelines.state import SourceRow, StateDB, htm_events_table, launches_table, sources_table
+
+WAITING_STAGES = ("registered",)  # registered, not launched: the dispatcher's queue
+DONE_STAGES = ("searchable", "failed", "purged", "no_text_layer")
+CAP_WINDOW = timedelta(minutes=1)
+REEMIT_AFTER = timedelta(minutes=2)  # a claimed source whose run never started is requested again
+
+
+@dataclass
+class Launch:
+    """One run to request: a single source, or a batch of tiny ones from one origin."""
+
+    keys: list[str]
+    origin: str
+    size_class: str
+    priority: int
+    reason: str
+    run_key: str
+    urgent: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def offpeak(settings: GraceSettings) -> OffPeak:
+    return OffPeak(settings.offpeak_start, settings.offpeak_end, settings.tz)
+
+
+def plan(settings: GraceSettings, *, kind: str, size: int, duration_s: float | None, origin: str,
+         dropped_at: datetime) -> dict[str, object]:
+    """Ledger values for a newly registered source: size class, SLA deadline, priority."""
+    size_cls = size_class(kind, size, duration_s, settings.size_thresholds)
+    target = target_for(settings.sla_targets, origin, size_cls)
+    return {"size_class": size_cls, "sla_due": deadline(target, dropped_at, settings.tz),
+            "priority": base_priority(origin), "route": None, "launched_at": None}
+
+
+def expected_seconds(settings: GraceSettings, row: SourceRow) -> float:
+    """A rough processing time, to tell whether deferring would miss the SLA."""
+    if row.duration_s:
+        return row.duration_s * settings.expected_rtf + 10.0
+    return row.bytes / 1_000_000 + 10.0
+
+
+class Ledger:
+    """The HTM tables in the state database (sources' ledger columns, launches, tier events)."""
+
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+
+    def waiting(self) -> list[SourceRow]:
+        c = sources_table.c
+        query = (
+            sources_table.select()
+            .where(c.stage.in_(WAITING_STAGES), c.launched_at.is_(None), c.size_class.is_not(None))
+            .order_by(c.priority.desc(), c.dropped_at)
+        )
+        with self.db.begin() as conn:
+            return [SourceRow(**r._mapping) for r in conn.execute(query)]
+
+    def stuck(self, before: datetime) -> list[SourceRow]:
+        """Launched singly before `before` yet still only registered: the run request may have
+        been lost (a daemon restart between claim and request); re-requesting with the same run
+        key is harmless, Dagster drops a run key it has seen."""
+        c = sources_table.c
+        query = sources_table.select().where(
+            c.stage.in_(WAITING_STAGES), c.launched_at < before, c.route == "run", c.run_key.is_not(None)
+        )
+        with self.db.begin() as conn:
+            return [SourceRow(**r._mapping) for r in conn.execute(query)]
+
+    def unfinished(self) -> list[SourceRow]:
+        """Sources the system owes work (not done, not held for consent)."""
+        c = sources_table.c
+        query = sources_table.select().where(
+            c.stage.not_in(DONE_STAGES + ("awaiting_consent",)), c.size_class.is_not(None)
+        )
+        with self.db.begin() as conn:
+            return [SourceRow(**r._mapping) for r in conn.execute(query)]
+
+    def in_flight(self, size: str) -> dict[str, int]:
+        """Launched, unfinished sources of a size class, per origin."""
+        c = sources_table.c
+        query = (
+            sa.select(c.origin, sa.func.count())
+            .where(c.size_class == size, c.launched_at.is_not(None), c.stage.not_in(DONE_STAGES + ("awaiting_consent",)))
+            .group_by(c.origin)
+        )
+        with self.db.begin() as conn:
+            return {origin: int(n) for origin, n in conn.execute(query)}
+
+    def running_heavy(self) -> int:
+        c = sources_table.c
+        query = sa.select(sa.func.count()).where(
+            c.size_class == "heavy", c.launched_at.is_not(None), c.stage.not_in(DONE_STAGES + ("awaiting_consent",))
+        )
+        with self.db.begin() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def launches_since(self, since: datetime) -> dict[str, int]:
+        c = launches_table.c
+        query = sa.select(c.origin, sa.func.count()).where(c.at >= since).group_by(c.origin)
+        with self.db.begin() as conn:
+            return {origin: int(n) for origin, n in conn.execute(query)}
+
+    def claim(self, keys: Sequence[str], run_key: str, now: datetime, route_name: str, priority: int) -> list[str]:
+        """Mark waiting sources launched; returns those this call claimed (others were taken)."""
+        claimed = []
+        c = sources_table.c
+        with self.db.begin() as conn:
+            for key in keys:
+                done = conn.execute(
+                    sources_table.update()
+                    .where(c.key == key, c.launched_at.is_(None))
+                    .values(launched_at=now, run_key=run_key, route=route_name, priority=priority)
+                )
+                if done.rowcount:
+                    claimed.append(key)
+        return claimed
+
+    def record_launch(self, launch: Launch, now: datetime) -> None:
+        with self.db.begin() as conn:
+            conn.execute(launches_table.insert().values(
+                origin=launch.origin, size_class=launch.size_class, sources=len(launch.keys), reason=launch.reason, at=now,
+            ))
+
+    def set_route(self, key: str, route_name: str, priority: int) -> None:
+        with self.db.begin() as conn:
+            conn.execute(sources_table.update().where(sources_table.c.key == key).values(route=route_name, priority=priority))
+
+    def record_event(self, row: SourceRow, kind: str, now: datetime, detail: str | None = None) -> bool:
+        """Record a tier (or starvation) event once per source; False if it was recorded before."""
+        try:
+            with self.db.begin() as conn:
+                conn.execute(htm_events_table.insert().values(
+                    source_key=row.key, kind=kind, origin=row.origin, size_class=row.size_class or "normal",
+                    at=now, detail=detail,
+                ))
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    def events(self, since: datetime | None = None) -> list[dict[str, object]]:
+        query = htm_events_table.select().order_by(htm_events_table.c.id)
+        if since is not None:
+            query = query.where(htm_events_table.c.at >= since)
+        with self.db.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def launch(ledger: Ledger, launch_: Launch, now: datetime, route_name: str) -> Launch | None:
+    """Claim the launch's sources and record it; None when another launcher took them all."""
+    claimed = ledger.claim(launch_.keys, launch_.run_key, now, route_name, launch_.priority)
+    if not claimed:
+        return None
+    launch_.keys = claimed
+    ledger.record_launch(launch_, now)
+    return launch_
+
+
+def dispatch(settings: GraceSettings, db: StateDB, now: datetime, *, deferred_only: bool = False) -> list[Launch]:
+    """Decide and claim this tick's launches.
+
+    Urgent sources (SLA violated or worse) go first and ignore the per-origin cap. Then, by
+    priority: normal work runs now, heavy work runs in the off-peak window (or now, when the
+    window opens too late for its SLA), tiny work is launched in batches per origin when a batch
+    is full or its oldest source has waited `tiny_batch_wait_s`. Each origin gets at most
+    `origin_runs_per_minute` launches per minute; the rest waits for a later tick.
+    `deferred_only` (the off-peak schedule) launches heavy work only.
+    """
+    ledger = Ledger(db)
+    window = offpeak(settings)
+    used = ledger.launches_since(now - CAP_WINDOW)
+    running_heavy = ledger.running_heavy()
+    launches: list[Launch] = []
+    tiny: dict[str, list[tuple[SourceRow, int, bool]]] = defaultdict(list)
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+
+    def room(origin: str) -> bool:
+        return used.get(origin, 0) < settings.origin_runs_per_minute
+
+    for row in ledger.waiting():
+        assert row.size_class is not None and row.sla_due is not None
+        reached = tier(row.dropped_at, row.sla_due, now)
+        if deferred_only and row.size_class != "heavy":
+            continue
+        decision = route(
+            origin=row.origin, size_class=row.size_class, now=now, due=row.sla_due, offpeak=window,
+            expected_s=expected_seconds(settings, row), sla_tier=reached, running_heavy=running_heavy,
+        )
+        urgent = decision.priority >= URGENT_PRIORITY
+        if decision.action == "defer":
+            if row.route != "defer":
+                ledger.set_route(row.key, "defer", decision.priority)
+            continue
+        if decision.action == "batch":
+            tiny[row.origin].append((row, decision.priority, urgent))
+            continue
+        if not urgent and not room(row.origin):
+            continue  # over this origin's cap: a later tick launches it
+        done = launch(ledger, Launch(
+            keys=[row.key], origin=row.origin, size_class=row.size_class, priority=decision.priority,
+            reason=decision.reason, run_key=f"{row.key}:{stamp}", urgent=urgent,
+        ), now, "run")
+        if done:
+            launches.append(done)
+            used[row.origin] = used.get(row.origin, 0) + 1
+            running_heavy += row.size_class == "heavy"
+
+    tiny_in_flight = ledger.in_flight("tiny")
+    for origin, items in tiny.items():
+        while items:
+            oldest = min(r.dropped_at for r, _, _ in items)
+            urgent = any(u for _, _, u in items)
+            if not should_flush(len(items), (now - oldest).total_seconds(), batch_size=settings.tiny_batch_size,
+                                max_wait_s=settings.tiny_batch_wait_s, urgent=urgent,
+                                idle=tiny_in_flight.get(origin, 0) == 0):
+                break
+            if not urgent and not room(origin):
+                break
+            batch, items = items[: settings.tiny_batch_size], items[settings.tiny_batch_size:]
+            keys = [r.key for r, _, _ in batch]
+            done = launch(ledger, Launch(
+                keys=keys, origin=origin, size_class="tiny", priority=max(p for _, p, _ in batch),
+                reason=f"batch of {len(keys)} tiny source(s)", run_key=f"batch:{keys[0]}:{stamp}", urgent=urgent,
+            ), now, "batch")
+            if done:
+                launches.append(done)
+                used[origin] = used.get(origin, 0) + 1
+                tiny_in_flight[origin] = tiny_in_flight.get(origin, 0) + len(done.keys)
+    if not deferred_only:
+        for row in ledger.stuck(now - REEMIT_AFTER):
+            launches.append(Launch(keys=[row.key], origin=row.origin, size_class=row.size_class or "normal",
+                                   priority=row.priority or 0, reason="re-requested", run_key=str(row.run_key)))
+    return launches
