@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 sys.path.insert(0, str(HERE.parent / "fixtures"))
 sys.path.insert(0, str(HERE.parent / "fixtures" / "docs"))
-from make_docs import _stable_zip  # noqa: E402
+from make_docs import _stable_zip, make_pdf  # noqa: E402
 from make_fixtures import FF_BASE, FF_OUT, build_master, run  # noqa: E402
 
 FIXED_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -296,22 +296,6 @@ ENTITY_QUESTIONS: list[tuple[str, str, int | str]] = [
 ]
 
 
-def make_pdf() -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_creation_date(FIXED_DATE)
-    pdf.set_compression(True)
-    for heading, body in SECURITY_PAGES:
-        pdf.add_page()
-        pdf.set_font("Helvetica", "B", 16)
-        pdf.multi_cell(0, 10, heading)
-        pdf.ln(4)
-        pdf.set_font("Helvetica", "", 12)
-        pdf.multi_cell(0, 7, body)
-    return bytes(pdf.output())
-
-
 def make_html() -> bytes:
     sections = "\n".join(f"<h2>{h}</h2>\n<p>{body}</p>" for h, body in RECIPE_SECTIONS)
     return RECIPE_HTML.format(sections=sections).encode("utf-8")
@@ -365,7 +349,7 @@ def main() -> None:
             run([*FF_BASE, "-i", str(master), *encoding, *FF_OUT, str(CORPUS / fname)])
             timings[fname] = timing
             origins[fname] = origin
-    (CORPUS / "security_policy.pdf").write_bytes(make_pdf())
+    (CORPUS / "security_policy.pdf").write_bytes(make_pdf(SECURITY_PAGES))
     (CORPUS / "sourdough.html").write_bytes(make_html())
     (CORPUS / "employee_handbook.docx").write_bytes(make_docx())
     (CORPUS / "home_network.md").write_text(HOME_NETWORK_MD, encoding="utf-8")
