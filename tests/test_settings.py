@@ -45,6 +45,11 @@ def test_dagster_home_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ({"database_url": "mysql://x"}, "database_url"),
         ({"inbox_poll_seconds": 0}, "inbox_poll_seconds"),
         ({"no_such_knob": 1}, "no_such_knob"),
+        ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+        ({"offpeak_start": "25:00"}, "offpeak_start"),
+        ({"sla_targets": [{"size_class": "tiny", "minutes": 2}]}, "no target for normal work from any origin"),
+        ({"sla_targets": [{"size_class": "*", "minutes": 2, "by": "08:00"}]}, "exactly one of `minutes` or `by`"),
+        ({"search_fusion": "borda"}, "search_fusion"),
     ],
 )
 def test_invalid_values_name_the_setting(tmp_path: Path, overrides: dict, needle: str) -> None:
@@ -58,3 +63,17 @@ def test_bad_toml_value_is_reported(tmp_path: Path) -> None:
     (tmp_path / "grace.toml").write_text('whisper_device = "tpu"\n')
     with pytest.raises(SettingsError, match="whisper_device"):
         load_settings(home=tmp_path)
+
+
+def test_htm_settings_from_toml(tmp_path: Path) -> None:
+    (tmp_path / "grace.toml").write_text(
+        'timezone = "Europe/Berlin"\noffpeak_start = "22:30"\noffpeak_end = "05:00"\n'
+        '[[sla_targets]]\nsize_class = "*"\nminutes = 45\n'
+        '[[sla_targets]]\norigin = "voice_note"\nsize_class = "tiny"\nminutes = 1\n'
+    )
+    settings = load_settings(home=tmp_path)
+    assert str(settings.tz) == "Europe/Berlin" and settings.offpeak_start.hour == 22 and settings.offpeak_start.minute == 30
+    from grace_pipelines.htm import target_for
+
+    assert target_for(settings.sla_targets, "voice_note", "tiny").label() == "1 min"
+    assert target_for(settings.sla_targets, "meeting", "heavy").label() == "45 min"

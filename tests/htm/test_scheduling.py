@@ -181,3 +181,15 @@ def test_htm_metrics_and_status_htm(home: Path) -> None:
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout)
     assert report["summary"]["items"] == 2 and {g["origin"] for g in report["groups"]} == {"voice_note", "document"}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "hours"),
+    [("01:00", "06:00", [1, 2, 3, 4, 5]), ("22:30", "05:00", [22, 23, 0, 1, 2, 3, 4]), ("01:00", "06:30", [1, 2, 3, 4, 5, 6])],
+)
+def test_offpeak_cron_covers_the_window(start: str, end: str, hours: list[int]) -> None:
+    from datetime import time as clock_time
+
+    from grace_pipelines.schedules.offpeak import window_hours
+
+    assert window_hours(clock_time.fromisoformat(start), clock_time.fromisoformat(end)) == hours
