@@ -74,14 +74,18 @@ def htm_report(db: StateDB, now: datetime, window: timedelta = timedelta(hours=1
 
 
 def _fmt(value: Any) -> str:
-    return "-" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def markdown(report: dict[str, Any]) -> str:
     s = report["summary"]
     lines = [
-        f"**Last {report['window_s'] / 3600:g} h**: {s['items']} searchable ({s['bytes']} bytes, {s['items_per_s']} items/s, "
-        f"{s['bytes_per_s']} bytes/s); latency p50 {_fmt(s['p50_latency_s'])} s, p95 {_fmt(s['p95_latency_s'])} s; "
+        f"**Last {report['window_s'] / 3600:g} h**: {s['items']} searchable ({_fmt(s['bytes'])} bytes, {s['items_per_s']} items/s, "
+        f"{_fmt(s['bytes_per_s'])} bytes/s); latency p50 {_fmt(s['p50_latency_s'])} s, p95 {_fmt(s['p95_latency_s'])} s; "
         f"SLA compliance {_fmt(s['sla_compliance_pct'])} %; queue {s['queue_depth']} ({s['waiting']} waiting, "
         f"{s['deferred']} deferred); starvation events {s['starvation_events']}; "
         f"SLA warning/violated/critical {s['sla_warning']}/{s['sla_violated']}/{s['sla_critical']}.",
@@ -91,13 +95,14 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for g in report["groups"]:
         lines.append(
-            f"| {g['origin']} | {g['size_class']} | {g['items']} | {g['bytes']} | {_fmt(g['p50_latency_s'])} | "
+            f"| {g['origin']} | {g['size_class']} | {g['items']} | {_fmt(g['bytes'])} | {_fmt(g['p50_latency_s'])} | "
             f"{_fmt(g['p95_latency_s'])} | {_fmt(g['sla_compliance_pct'])} | {g['queue_depth']} | {g['starvation_events']} |"
         )
     if report["stages"]:
         lines += ["", "| stage | items | busy s | items/s | bytes/s |", "| --- | ---: | ---: | ---: | ---: |"]
         for stage, st in report["stages"].items():
-            lines.append(f"| {stage} | {st['items']:g} | {st['busy_s']:g} | {st['items_per_s']:g} | {st['bytes_per_s']:g} |")
+            lines.append(f"| {stage} | {_fmt(st['items'])} | {_fmt(st['busy_s'])} | {_fmt(st['items_per_s'])} | "
+                         f"{_fmt(st['bytes_per_s'])} |")
     return "\n".join(lines)
 
 

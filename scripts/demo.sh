@@ -24,8 +24,9 @@ ask "When is the quarterly report due?"
 ask "What do I need to pick up at the market?"
 ask "Which database are we moving to?"
 
-say "grace status"
+say "grace status, and the task manager's figures (grace status --htm)"
 grace status
+grace status --htm
 
 say "privacy: everything at rest is sealed; the meeting's consent is withdrawn and it is purged"
 grace keys status
