@@ -16,11 +16,14 @@ daemon does), outside the timing.
   nothing can launch),
 - a tick with nothing new after the cap window expired (clock moved on 61 s: 30 more batches
   claimed, 1,500 rows updated),
+- a tick with nothing new 30 days later: every waiting source is past its SLA, so urgent and
+  launched regardless of the cap (the heaviest dispatch: ~7,000 sources claimed in one tick),
 - a tick with all 10,000 waiting and nothing new (second home, a clock frozen in a minute whose
   cap is already spent by 30 recorded launches, so nothing was ever claimed),
 - an uncapped single scan over all 10,000 (what the cap protects against).
 Scan and dispatch are timed separately by wrapping the two functions the sensor calls; the
-steady 10,000-waiting tick and the first registering tick of that home are also profiled (cProfile, top functions by cumulative time).
+steady 10,000-waiting tick and the first registering tick of that home are also profiled
+(cProfile, top functions by cumulative time).
 """
 
 from __future__ import annotations
@@ -161,6 +164,11 @@ def main() -> None:
         reopened, _ = tick(defs, instance, cursor)
         reopened["waiting_after"] = waiting(db)
         note(f"cap reopened: {reopened['s']:.3f} s, {reopened['runs']} runs, {reopened['waiting_after']} waiting")
+        clock.offset = timedelta(days=30)  # every waiting source is past its SLA: urgent, cap ignored
+        urgent_profile = cProfile.Profile()
+        urgent, _ = tick(defs, instance, cursor, urgent_profile)
+        urgent["waiting_after"] = waiting(db)
+        note(f"SLA violated: {urgent['s']:.3f} s, {urgent['runs']} runs, {urgent['waiting_after']} waiting")
 
         # --- B: exactly 10,000 waiting, nothing can launch (cap already spent), nothing new ---
         settings_b = load_settings(home=Path(tmp) / "grace-b")
@@ -201,7 +209,7 @@ def main() -> None:
         scan = scan_inbox(uncapped_settings, StateDB(uncapped_settings.state_url), None)
         uncapped = time.perf_counter() - started
 
-    all_ticks = [t["s"] for t in ticks] + [t["s"] for t in steady] + [reopened["s"]] + [t["s"] for t in ticks_b] + [
+    all_ticks = [t["s"] for t in ticks] + [t["s"] for t in steady] + [reopened["s"], urgent["s"]] + [t["s"] for t in ticks_b] + [
         t["s"] for t in steady_b]
     emit(
         "inbox_tick",
@@ -223,6 +231,8 @@ def main() -> None:
             },
             "steady_cap_spent": {"waiting": waiting_steady, **summary(steady)},
             "steady_cap_reopened": {k: (r3(v) if isinstance(v, float) else v) for k, v in reopened.items()},
+            "sla_violated_flush": {**{k: (r3(v) if isinstance(v, float) else v) for k, v in urgent.items()},
+                                   "profile_top_cumulative": profile_top(urgent_profile, 20)},
             "all_waiting_10000": {
                 "waiting": waiting_b,
                 "registering_ticks": summary(ticks_b),

@@ -67,7 +67,7 @@ def build_definitions(settings: GraceSettings, clock: Callable[[], datetime] = u
         schedules=[key_rotation_schedule, search_index_schedule, htm_metrics_schedule, build_offpeak_schedule(settings, job)],
         sensors=[
             build_inbox_sensor(settings, [job, tiny_batch_job], clock),
-            build_sla_sensor(settings, job, clock),
+            build_sla_sensor(settings, [job, tiny_batch_job], clock),
             build_consent_sensor(
                 [job, purge_job],
                 interval=settings.inbox_poll_seconds,

@@ -216,7 +216,9 @@ def dispatch(settings: GraceSettings, db: StateDB, now: datetime, *, deferred_on
             if row.route != "defer":
                 ledger.set_route(row.key, "defer", decision.priority)
             continue
-        if decision.action == "batch":
+        if decision.action == "batch" or (row.size_class == "tiny" and urgent):
+            # urgent tiny work is still batched (flushed at once, over the cap): a backlog past
+            # its SLA must not turn into thousands of single runs (measured: 7,000 in one tick)
             tiny[row.origin].append((row, decision.priority, urgent))
             continue
         if not urgent and not room(row.origin):

@@ -28,10 +28,10 @@ from grace_pipelines.sensors.inbox import run_requests_for
 from grace_pipelines.settings import GraceSettings
 
 
-def build_sla_sensor(settings: GraceSettings, job: Any, clock: Callable[[], datetime]) -> dg.SensorDefinition:
+def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[], datetime]) -> dg.SensorDefinition:
     @dg.sensor(
         name="sla_sensor",
-        job=job,
+        jobs=jobs,
         minimum_interval_seconds=max(settings.inbox_poll_seconds, 15),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="SLA escalation: warning raises priority, violated launches now, critical alerts the webhook.",
@@ -42,6 +42,7 @@ def build_sla_sensor(settings: GraceSettings, job: Any, clock: Callable[[], date
         ledger = Ledger(db)
         requests: list[dg.RunRequest] = []
         fired: list[str] = []
+        urgent_tiny: dict[str, list[Any]] = {}
         for row in ledger.unfinished():
             if row.sla_due is None:
                 continue
@@ -62,6 +63,9 @@ def build_sla_sensor(settings: GraceSettings, job: Any, clock: Callable[[], date
                     context.log.warning(f"SLA violated for {row.key} ({row.title}): {detail}")
                     if row.launched_at is None:
                         ledger.record_event(row, "starved", now, f"never started within its SLA ({target})")
+                        if row.size_class == "tiny":  # launched below, in batches per origin
+                            urgent_tiny.setdefault(row.origin, []).append(row)
+                            continue
                         done = launch(ledger, Launch(
                             keys=[row.key], origin=row.origin, size_class=row.size_class or "normal",
                             priority=URGENT_PRIORITY, reason="SLA violated: launched now",
@@ -82,6 +86,15 @@ def build_sla_sensor(settings: GraceSettings, job: Any, clock: Callable[[], date
                         "webhook": outcome if alerts.enabled else "not configured", "delivered": delivered,
                     })
                     context.log.error(f"SLA critical for {row.key} ({row.title}): {detail}; webhook: {outcome}")
+        for origin, rows in urgent_tiny.items():
+            for start in range(0, len(rows), settings.tiny_batch_size):
+                batch = [r.key for r in rows[start : start + settings.tiny_batch_size]]
+                done = launch(ledger, Launch(
+                    keys=batch, origin=origin, size_class="tiny", priority=URGENT_PRIORITY,
+                    reason="SLA violated: launched now", run_key=f"sla-batch:{batch[0]}:{now:%Y%m%dT%H%M%S}", urgent=True,
+                ), now, "batch")
+                if done:
+                    requests.extend(run_requests_for(done, settings))
         return dg.SensorResult(
             run_requests=requests,
             skip_reason=None if (requests or fired) else "every pending source is within its SLA",

@@ -193,3 +193,24 @@ def test_offpeak_cron_covers_the_window(start: str, end: str, hours: list[int]) 
     from grace_pipelines.schedules.offpeak import window_hours
 
     assert window_hours(clock_time.fromisoformat(start), clock_time.fromisoformat(end)) == hours
+
+
+def test_a_backlog_past_its_sla_is_launched_in_batches_not_one_run_each(home: Path) -> None:
+    clock = Clock(NOON)
+    with dg.instance_for_test() as instance:
+        settings, defs, driver, db = _setup(home, instance, clock, origin_runs_per_minute=1, tiny_batch_size=4,
+                                            tiny_text_bytes=10_000)
+        flood = settings.inbox / "document"
+        flood.mkdir(parents=True)
+        for i in range(10):
+            (flood / f"m{i}.txt").write_text(f"memo {i}\n")
+            os.utime(flood / f"m{i}.txt", (time.time() - 30, time.time() - 30))
+        (first,) = driver.tick("inbox_sensor").run_requests  # one batch; the cap (1/min) holds the rest
+        assert first.job_name == "tiny_batch_job"
+        clock.now = NOON + timedelta(days=1)  # everything waiting is far past its SLA
+        requests = driver.tick("sla_sensor").run_requests
+        assert [r.job_name for r in requests] == ["tiny_batch_job", "tiny_batch_job"], "6 overdue: batches of 4 and 2"
+        assert all(r.tags["dagster/priority"] == "100" for r in requests)
+        launched = [k for r in [first, *requests] for k in r.run_config["ops"]["ingest_batch"]["config"]["keys"]]
+        assert sorted(launched) == sorted(r.key for r in db.list_sources()), "each exactly once"
+        assert driver.tick("inbox_sensor").run_requests == []
