@@ -46,7 +46,15 @@ def embeddings(
 
 
 def make_embeddings(key: str, embedder: Embedder, vector_store: VectorStore, blob_store: BlobStore, db: StateDB) -> dict[str, Any]:
-    """The stage itself, for one source (a single run's asset and a batch run both call it)."""
+    """The stage itself, for one source (a single run's asset calls it)."""
+    rows, embed_s = embedding_rows(key, embedder, blob_store, db)
+    vector_store.upsert_source(key, rows, embedder.dim)
+    return mark_searchable(key, rows, embed_s, embedder, vector_store, db)
+
+
+def embedding_rows(key: str, embedder: Embedder, blob_store: BlobStore, db: StateDB) -> tuple[list[dict[str, Any]], float]:
+    """The LanceDB rows of one source (vectors, sealed text, blind keywords) and the embedding time.
+    A batch run collects these for many sources and writes them in one merge (upsert_sources)."""
     row = load_row(db, key)
     require_consent(db, row, "index")
     pieces = blob_store.get_json(key, CHUNKS)
@@ -77,17 +85,22 @@ def make_embeddings(key: str, embedder: Embedder, vector_store: VectorStore, blo
         }
         for p, vector in zip(pieces, vectors)
     ]
-    written = vector_store.upsert_source(key, rows, embedder.dim)
-    first_time = row.searchable_at is None
+    return rows, embed_s
+
+
+def mark_searchable(
+    key: str, rows: list[dict[str, Any]], embed_s: float, embedder: Embedder, vector_store: VectorStore, db: StateDB
+) -> dict[str, Any]:
+    """Once a source's rows are written: its state (and first-searchable time) and metadata."""
+    row = load_row(db, key)
     db.update_source(key, stage="searchable", reason=None, embedding_model=embedder.code_version(),
-                     **({"searchable_at": utcnow()} if first_time else {}))
+                     **({"searchable_at": utcnow()} if row.searchable_at is None else {}))
     return {
-        "vectors": written,
+        "vectors": len(rows),
         "dimensions": embedder.dim,
         "model": embedder.model_name,
         "model_version": embedder.model_version,
         "table": vector_store.table_name,
         "embed_s": round(embed_s, 3),
-        "chunks_per_s": round(len(pieces) / embed_s, 1) if embed_s > 0 else 0.0,
-        "table_rows": vector_store.count(),
+        "chunks_per_s": round(len(rows) / embed_s, 1) if embed_s > 0 else 0.0,
     }

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from grace_pipelines.assets.chunks import make_chunks
-from grace_pipelines.assets.embeddings import make_embeddings
+from grace_pipelines.assets.embeddings import embedding_rows, mark_searchable
 from grace_pipelines.assets.source import store_source
 from grace_pipelines.assets.transcript import make_transcript
 from grace_pipelines.resources import BlobStore, Embedder, StateResource, Transcriber, VectorStore
@@ -50,6 +50,7 @@ def ingest_batch(
     known = set(context.instance.get_dynamic_partitions("sources"))
     failed: dict[str, str] = {}
     held = 0
+    pending: dict[str, tuple[list, float]] = {}  # key -> (LanceDB rows, embed seconds), written together
     for key in config.keys:
         if key not in known:
             failed[key] = "not a partition of `sources`"
@@ -69,13 +70,19 @@ def ingest_batch(
                 continue
             metadata = make_chunks(key, blob_store, db, config.chunk_chars, config.chunk_overlap)
             yield dg.AssetMaterialization("chunks", partition=key, metadata=metadata)
-            metadata = make_embeddings(key, embedder, vector_store, blob_store, db)
-            yield dg.AssetMaterialization("embeddings", partition=key, metadata=metadata)
+            pending[key] = embedding_rows(key, embedder, blob_store, db)
         except dg.Failure as exc:  # bad input: the stage recorded why in the source's state
             failed[key] = exc.description or "failed"
         except EngineUnavailable as exc:  # a system failure: say so on the source, go on
             db.set_stage(key, "failed", reason=f"system failure: {exc}")
             failed[key] = f"system failure: {exc}"
+    if pending:
+        # one merge for the whole batch: a merge scans the table, so one per source would make a
+        # batch's cost grow with the table (measured at 1M rows: 1.15 s per single-source merge)
+        vector_store.upsert_sources({key: rows for key, (rows, _) in pending.items()}, embedder.dim)
+        for key, (rows, embed_s) in pending.items():
+            metadata = mark_searchable(key, rows, embed_s, embedder, vector_store, db)
+            yield dg.AssetMaterialization("embeddings", partition=key, metadata=metadata)
     context.log.info(f"batch of {len(config.keys)}: {len(config.keys) - len(failed) - held} searchable, "
                      f"{held} held for consent, {len(failed)} failed")
     if failed:

@@ -200,6 +200,29 @@ class VectorStore(dg.ConfigurableResource):
         self._ensure_fts(table)
         return len(rows)
 
+    def upsert_sources(self, rows_by_source: dict[str, list[dict[str, Any]]], dim: int) -> int:
+        """`upsert_source` for many sources in ONE merge (a batch run): a merge scans the table,
+        so one per batch instead of one per source is what keeps tiny batches cheap at scale."""
+        for key in rows_by_source:
+            _check_key(key)
+        if not rows_by_source:
+            return 0
+        table = self._table_for(dim)
+        rows = [r for group in rows_by_source.values() for r in group]
+        keys = ", ".join(f"'{k}'" for k in rows_by_source)
+        if rows:
+            (
+                table.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(f"source_key IN ({keys})")
+                .execute(pa.Table.from_pylist(rows, schema=chunks_schema(dim)))
+            )
+        else:
+            table.delete(f"source_key IN ({keys})")
+        self._ensure_fts(table)
+        return len(rows)
+
     def purge_source(self, source_key: str) -> dict[str, int]:
         """Delete a source's rows from every chunks table (older models' too) so the bytes are
         gone from disk, not only hidden: delete, then compact and remove every older table

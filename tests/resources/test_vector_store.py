@@ -335,3 +335,17 @@ def test_maintain_builds_the_vector_index_at_the_threshold_and_search_stays_righ
     for i in (0, 25, 59):
         top = big.search("", vectors[i], k=1, mode="vector")[0]
         assert top.row["id"] == f"{i // 20:016x}:{i % 20}" and top.score > 0.99
+
+
+def test_upsert_sources_merges_many_sources_at_once(filled: Any) -> None:
+    store, va, vb = filled
+    c = "cccccccccccccccc"
+    before_versions = len(store.table().list_versions())
+    written = store.upsert_sources({A: make_rows(A, A_TEXTS[:1], va[:1]), c: make_rows(c, ["a new source"], vb[:1])}, DIM)
+    assert written == 2
+    assert len(store.table().list_versions()) <= before_versions + 2, "one merge (plus index upkeep), not one per source"
+    assert store.count(A) == 1, "A's surplus rows are gone, as with upsert_source"
+    assert store.count(c) == 1 and store.count(B) == len(B_TEXTS), "other sources untouched"
+    assert store.upsert_sources({}, DIM) == 0
+    with pytest.raises(VectorStoreError):
+        store.upsert_sources({"not-a-key": []}, DIM)
