@@ -234,7 +234,7 @@ class Grace:
         from grace_pipelines.dispatcher import Ledger
 
         # launched here and now: the dispatcher must not launch them a second time
-        Ledger(self.db).claim(keys, "api", utcnow(), "run", 0)
+        Ledger(self.db).claim(keys, f"api:{time.time_ns()}", utcnow(), "run", 0)
         with self.instance() as instance:
             instance.add_dynamic_partitions("sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)])
             for key in keys:

@@ -127,19 +127,17 @@ class Ledger:
             return {origin: int(n) for origin, n in conn.execute(query)}
 
     def claim(self, keys: Sequence[str], run_key: str, now: datetime, route_name: str, priority: int) -> list[str]:
-        """Mark waiting sources launched; returns those this call claimed (others were taken)."""
-        claimed = []
+        """Mark waiting sources launched; returns those this call claimed (others were taken).
+        One UPDATE for the lot, then a read-back by run key (a claim's run key is unique)."""
         c = sources_table.c
         with self.db.begin() as conn:
-            for key in keys:
-                done = conn.execute(
-                    sources_table.update()
-                    .where(c.key == key, c.launched_at.is_(None))
-                    .values(launched_at=now, run_key=run_key, route=route_name, priority=priority)
-                )
-                if done.rowcount:
-                    claimed.append(key)
-        return claimed
+            conn.execute(
+                sources_table.update()
+                .where(c.key.in_(list(keys)), c.launched_at.is_(None))
+                .values(launched_at=now, run_key=run_key, route=route_name, priority=priority)
+            )
+            claimed = {r.key for r in conn.execute(sa.select(c.key).where(c.key.in_(list(keys)), c.run_key == run_key))}
+        return [k for k in keys if k in claimed]
 
     def record_launch(self, launch: Launch, now: datetime) -> None:
         with self.db.begin() as conn:
