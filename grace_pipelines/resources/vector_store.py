@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from grace_pipelines.ranking import BM25_HALF, KEYWORD_WEIGHT, Candidate, fuse_convex, fuse_rrf
+from grace_pipelines.ranking import BM25_HALF, KEYWORD_WEIGHT, Candidate, cosine, fuse_convex, fuse_rrf
 
 TABLE = "chunks"  # the default model's table; others get their own (table_name_for)
 MODES = ("hybrid", "vector", "keyword")
@@ -298,7 +298,9 @@ class VectorStore(dg.ConfigurableResource):
         # the two halves run at once (LanceDB releases the GIL). Measured at 1M rows on 2 busy
         # cores this gains little (LanceDB already uses both); 20 candidates instead of 50 took
         # hybrid p50 61 -> 41 ms, p99 85 -> 75 ms (bench/search_scale.py)
-        vector_future = _HALVES.submit(self._vector, table, vector, pool, self.ann_ef, self.ann_refine_factor)
+        # hybrid's vector half is a candidate pool, re-scored exactly from the rows' own vectors:
+        # no LanceDB refine pass (it read refine x pool vectors more; see bench/search_scale.py)
+        vector_future = _HALVES.submit(self._vector, table, vector, pool, self.ann_ef, None)
         keyword_hits = self._keyword(table, query_tokens, pool)
         vector_hits = vector_future.result()
         if self.fusion == "rrf":
@@ -309,23 +311,27 @@ class VectorStore(dg.ConfigurableResource):
         return fuse_convex(vector_hits, keyword_hits, query / (np.linalg.norm(query) or 1.0), k, self.keyword_weight, self.bm25_half)
 
     @staticmethod
-    def _vector(table: Any, vector: np.ndarray | None, k: int, ef: int = 200, refine: int = 5) -> list[Candidate]:
+    def _vector(table: Any, vector: np.ndarray | None, k: int, ef: int = 200, refine: int | None = 5) -> list[Candidate]:
         """Cosine top-k: exact without a vector index; with one, HNSW breadth `ef` and an exact
-        re-rank of `refine` x k candidates (both ignored by exact search)."""
+        re-rank of `refine` x k candidates in LanceDB (both ignored by exact search). Without
+        `refine` (hybrid's candidate pool) the rows' own vectors give the exact cosines here."""
         if vector is None:
             raise VectorStoreError("vector search needs a query vector")
-        rows = (
-            table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
-            .distance_type("cosine")
-            .ef(max(ef, k * refine))  # HNSW must look at least at every candidate it re-ranks
-            .refine_factor(refine)
-            .limit(k)
-            .to_list()
-        )
+        query = table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+        query = query.ef(max(ef, k * (refine or 1)))  # HNSW must look at least at every candidate it returns
+        if refine:
+            query = query.refine_factor(refine)
+        rows = query.limit(k).to_list()
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / (np.linalg.norm(q) or 1.0)
         out = []
         for row in rows:
-            similarity = 1.0 - float(row.pop("_distance"))
+            distance = float(row.pop("_distance"))
+            stored = row.get("vector")
+            similarity = cosine(stored, q) if (not refine and stored is not None) else 1.0 - distance
             out.append(Candidate(row, cosine=similarity, score=similarity))
+        if not refine:
+            out.sort(key=lambda c: c.score, reverse=True)
         return out
 
     @staticmethod
