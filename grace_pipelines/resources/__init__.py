@@ -34,6 +34,14 @@ def _vault(settings: GraceSettings) -> dict[str, Any]:
     return {"credential": settings.openai_credential, "state_url": settings.state_url, "keys_dir": str(settings.keys_dir)}
 
 
+def _webhook(settings: GraceSettings) -> Any:
+    """The SLA webhook URL carries its token: from the environment it goes in as `dg.EnvVar`,
+    so the Dagster UI shows the variable's name, never the URL."""
+    if settings.sla_webhook_url and os.environ.get("GRACE_SLA_WEBHOOK_URL") == settings.sla_webhook_url:
+        return dg.EnvVar("GRACE_SLA_WEBHOOK_URL")
+    return settings.sla_webhook_url
+
+
 def build_resources(settings: GraceSettings) -> dict[str, Any]:
     embedder = Embedder(
         engine=settings.embedder,
@@ -70,5 +78,5 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
         ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url),
-        "alerts": Alerts(webhook_url=settings.sla_webhook_url),
+        "alerts": Alerts(webhook_url=_webhook(settings)),
     }

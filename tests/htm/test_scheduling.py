@@ -214,3 +214,13 @@ def test_a_backlog_past_its_sla_is_launched_in_batches_not_one_run_each(home: Pa
         launched = [k for r in [first, *requests] for k in r.run_config["ops"]["ingest_batch"]["config"]["keys"]]
         assert sorted(launched) == sorted(r.key for r in db.list_sources()), "each exactly once"
         assert driver.tick("inbox_sensor").run_requests == []
+
+
+def test_webhook_url_from_the_environment_stays_out_of_the_ui(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://hooks.example.invalid/services/T0/B0/secret-token-456"
+    monkeypatch.setenv("GRACE_SLA_WEBHOOK_URL", url)
+    defs = build_definitions(load_settings(home=home))
+    configured = defs.resources["alerts"].webhook_url
+    assert isinstance(configured, dg.EnvVar) and configured.env_var_name == "GRACE_SLA_WEBHOOK_URL"
+    with dg.build_resources({"alerts": defs.resources["alerts"]}) as resources:
+        assert resources.alerts.webhook_url == url and resources.alerts.enabled
