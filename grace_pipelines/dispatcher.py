@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -42,7 +42,6 @@ class Launch:
     reason: str
     run_key: str
     urgent: bool = False
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def offpeak(settings: GraceSettings) -> OffPeak:

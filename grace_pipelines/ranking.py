@@ -19,7 +19,7 @@ Tuned on the evaluation set in tests/eval (`grace eval`), where these choices me
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,6 @@ class Candidate:
     bm25: float | None = None
     score: float = 0.0
     best_sentence: int | None = None  # index into the sentences scored by `rerank`
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -34,7 +34,6 @@ from grace_pipelines.ranking import BM25_HALF, KEYWORD_WEIGHT, Candidate, cosine
 TABLE = "chunks"  # the default model's table; others get their own (table_name_for)
 MODES = ("hybrid", "vector", "keyword")
 FUSIONS = ("convex", "rrf")
-Hit = Candidate  # a search result row with its evidence
 _KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
