@@ -26,6 +26,7 @@ from grace_pipelines.consent import (
     grant_command,
     missing_parties,
 )
+from grace_pipelines.dispatcher import Ledger
 from grace_pipelines.inbox import ORIGINS, scan_inbox
 from grace_pipelines.media import SIDECAR_SUFFIX, is_ignorable, safe_name
 from grace_pipelines.resources.blob_store import keyring_for, open_text
@@ -231,8 +232,6 @@ class Grace:
         if not keys:
             return outcome
         job = self.defs.resolve_job_def("ingest_job")
-        from grace_pipelines.dispatcher import Ledger
-
         # launched here and now: the dispatcher must not launch them a second time
         Ledger(self.db).claim(keys, f"api:{time.time_ns()}", utcnow(), "run", 0)
         with self.instance() as instance:
@@ -343,6 +342,7 @@ class Grace:
         best sentence when `rerank`, and narrow each recording's window to its best sentence."""
         import numpy as np
 
+        from grace_pipelines.ranking import cosine
         from grace_pipelines.ranking import rerank as rerank_by_sentences
         from grace_pipelines.text.chunking import sentence_spans
 
@@ -364,8 +364,8 @@ class Grace:
             at += len(pieces)
         candidates = [hit for hit, _ in kept]
         for c in candidates:
-            if c.cosine is None:
-                c.cosine = float(np.asarray(c.row["vector"], dtype=np.float32) @ query_vector)
+            if c.cosine is None:  # a keyword-only hit under RRF fusion
+                c.cosine = cosine(c.row.get("vector"), query_vector)
         by_id = {id(hit): (hit, result, pieces) for (hit, result), pieces in zip(kept, spans)}
         if rerank:
             ordered = rerank_by_sentences(candidates, sims, alpha=self.settings.rerank_alpha,

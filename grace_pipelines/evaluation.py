@@ -223,11 +223,8 @@ def run_eval(
     grace: Grace,
     eval_set: EvalSet,
     variants: Sequence[tuple[str, str, bool | None]] = VARIANTS,
-    *,
-    search: Callable[[str, int, str, bool | None], list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Ask every question in every variant (the corpus must be ingested); returns the report."""
-    search = search or (lambda q, k, mode, rerank: grace.search(q, k=k, mode=mode, rerank=rerank))
     styles = {q.id: q.style for q in eval_set.questions}
     scores: list[ModeScore] = []
     misses: dict[str, list[dict[str, Any]]] = {}
@@ -238,7 +235,7 @@ def run_eval(
         misses[label] = []
         for q in eval_set.questions:
             started = time.perf_counter()
-            results = search(q.question, EVAL_K, mode, rerank)
+            results = grace.search(q.question, k=EVAL_K, mode=mode, rerank=rerank)
             latencies.append((time.perf_counter() - started) * 1000)
             ranks[q.id] = first_hit_rank(results, q)
             if q.spoken:

@@ -29,8 +29,9 @@ from grace_pipelines.media import (
     probe,
     safe_name,
 )
+from grace_pipelines.dispatcher import plan
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.state import StateDB
+from grace_pipelines.state import StateDB, utcnow
 
 ORIGINS = ("voice_note", "meeting", "document", "screen", "api", "manual", "schedule")
 DEFAULT_ORIGIN = {"audio": "voice_note", "video": "screen", "document": "document"}
@@ -211,20 +212,16 @@ def register_file(
     title = safe_name(name)
     origin = origin_for(settings, path, info.kind)
     drop = Drop(key, path, title, info.kind, origin, path.stat().st_size, info.duration_s)
+    dropped_at = dropped_at or utcnow()
     created = db.register_source(
         key=key, sha256=digest, filename=title, title=title, kind=info.kind, ext=info.ext,
         origin=origin, size=drop.size, duration_s=info.duration_s, participants=participants,
         inbox_path=str(path), dropped_at=dropped_at,
+        **plan(settings, kind=info.kind, size=drop.size, duration_s=info.duration_s, origin=origin, dropped_at=dropped_at),
     )
     if grants:
         _apply_sidecar_grants(db, key, sidecar_path, grants)
     if created:
-        from grace_pipelines.dispatcher import plan
-
-        row = db.get_source(key)
-        assert row is not None
-        db.update_source(key, **plan(settings, kind=info.kind, size=drop.size, duration_s=info.duration_s,
-                                     origin=origin, dropped_at=row.dropped_at))
         for party, scope, rule in policy_grants(
             settings.consent_policy, origin=origin, participants=participants, owner=settings.owner
         ):

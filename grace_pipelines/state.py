@@ -240,8 +240,10 @@ class StateDB:
         participants: Sequence[str],
         inbox_path: str | None,
         dropped_at: datetime | None = None,
+        **ledger: Any,
     ) -> bool:
-        """Insert a new source; False (and nothing changed) if the key is already known."""
+        """Insert a new source (with its HTM ledger values, see grace_pipelines.dispatcher.plan);
+        False (and nothing changed) if the key is already known."""
         now = dropped_at or utcnow()
         try:
             with self.begin() as conn:
@@ -262,6 +264,7 @@ class StateDB:
                         stage="registered",
                         reason=None,
                         updated_at=now,
+                        **ledger,
                     )
                 )
         except sa.exc.IntegrityError:

@@ -46,7 +46,7 @@ def build_offpeak_schedule(settings: GraceSettings, job: Any) -> dg.ScheduleDefi
         now = context.scheduled_execution_time or utcnow()
         now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
         launches = dispatch(settings, state.db(), now, deferred_only=True)
-        requests = [r for launch in launches for r in run_requests_for(launch)]
+        requests = [r for launch in launches for r in run_requests_for(launch, settings)]
         if not requests:
             return dg.SkipReason("no deferred heavy work waiting")
         return requests

@@ -23,7 +23,7 @@ from grace_pipelines.settings import GraceSettings
 from grace_pipelines.state import utcnow
 
 
-def run_requests_for(launch: Launch, settings: GraceSettings | None = None) -> list[dg.RunRequest]:
+def run_requests_for(launch: Launch, settings: GraceSettings) -> list[dg.RunRequest]:
     """The run request for one launch: a single source runs `ingest_job` on its partition; a
     batch runs `tiny_batch_job` with its keys in config. Tags carry origin and size class
     (the run queue's fair-share limit keys on `grace/origin`) and the priority
@@ -36,7 +36,7 @@ def run_requests_for(launch: Launch, settings: GraceSettings | None = None) -> l
         key = launch.keys[0]
         return [dg.RunRequest(run_key=launch.run_key, partition_key=key, job_name="ingest_job",
                               tags={**tags, "grace/source": key})]
-    chunking = {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap} if settings else {}
+    chunking = {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}
     return [dg.RunRequest(
         run_key=launch.run_key, job_name="tiny_batch_job",
         run_config={"ops": {"ingest_batch": {"config": {"keys": launch.keys, **chunking}}}},

@@ -72,7 +72,7 @@ def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[
                             run_key=f"{row.key}:sla:{now:%Y%m%dT%H%M%S}", urgent=True,
                         ), now, "run")
                         if done:
-                            requests.extend(run_requests_for(done))
+                            requests.extend(run_requests_for(done, settings))
                 else:  # critical
                     text = (f"Grace SLA critical: {row.title} ({row.origin}, {row.size_class}) is not searchable "
                             f"after {elapsed / 60:.1f} min; target {target}.")

@@ -22,7 +22,6 @@ versions).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import sys
 import tempfile
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 sys.path.insert(0, str(HERE.parent / "fixtures"))
 sys.path.insert(0, str(HERE.parent / "fixtures" / "docs"))
-from make_docs import _stable_zip, make_pdf  # noqa: E402
+from make_docs import make_docx, make_pdf  # noqa: E402
 from make_fixtures import FF_BASE, FF_OUT, build_master, run  # noqa: E402
 
 FIXED_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -301,26 +300,6 @@ def make_html() -> bytes:
     return RECIPE_HTML.format(sections=sections).encode("utf-8")
 
 
-def make_docx() -> bytes:
-    import docx
-
-    doc = docx.Document()
-    props = doc.core_properties
-    props.created = FIXED_DATE.replace(tzinfo=None)
-    props.modified = FIXED_DATE.replace(tzinfo=None)
-    props.author = "Grace eval"
-    props.last_modified_by = "Grace eval"
-    props.revision = 1
-    doc.add_heading("Employee handbook", level=0)
-    doc.add_paragraph("The rules that apply to everyone on the payroll, in plain words.")
-    for heading, body in HANDBOOK_SECTIONS:
-        doc.add_heading(heading, level=1)
-        doc.add_paragraph(body)
-    buf = io.BytesIO()
-    doc.save(buf)
-    return _stable_zip(buf.getvalue())
-
-
 def expected(source: str, where: int | str, timings: dict[str, list[dict]]) -> tuple[dict, str]:
     """The expected location of an answer and the evidence text (for a reader of the YAML)."""
     if source in timings:
@@ -351,7 +330,10 @@ def main() -> None:
             origins[fname] = origin
     (CORPUS / "security_policy.pdf").write_bytes(make_pdf(SECURITY_PAGES))
     (CORPUS / "sourdough.html").write_bytes(make_html())
-    (CORPUS / "employee_handbook.docx").write_bytes(make_docx())
+    (CORPUS / "employee_handbook.docx").write_bytes(make_docx(
+        "Employee handbook", "The rules that apply to everyone on the payroll, in plain words.", HANDBOOK_SECTIONS,
+        author="Grace eval",
+    ))
     (CORPUS / "home_network.md").write_text(HOME_NETWORK_MD, encoding="utf-8")
     (CORPUS / "board_minutes.txt").write_text(BOARD_MINUTES_TXT, encoding="utf-8")
     for name in ("security_policy.pdf", "sourdough.html", "employee_handbook.docx", "home_network.md", "board_minutes.txt"):
