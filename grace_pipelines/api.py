@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -29,8 +30,9 @@ from grace_pipelines.consent import (
 from grace_pipelines.dispatcher import Ledger
 from grace_pipelines.inbox import ORIGINS, scan_inbox
 from grace_pipelines.media import SIDECAR_SUFFIX, is_ignorable, safe_name
-from grace_pipelines.resources.blob_store import keyring_for, open_text
+from grace_pipelines.resources.blob_store import BlobError, keyring_for, open_text
 from grace_pipelines.text.keywords import blind_tokens
+from grace_pipelines.recovery import RecoveryReport
 from grace_pipelines.settings import GraceSettings, load_settings
 from grace_pipelines.state import SourceRow, StateDB, utcnow
 
@@ -56,6 +58,12 @@ concurrency:
     default_limit: {settings.transcription_pool_limit}   # pools "transcription" (Whisper) and "index_writer" (LanceDB)
 run_queue:
   dequeue_interval_seconds: 1   # default 5; measured: drop-to-searchable median 12.3 s -> 7.9 s
+run_monitoring:
+  # the daemon fails launches that never start; runs whose process died are found by
+  # recovery_sensor (a pid check: the default run launcher has no health check of its own)
+  enabled: true
+  start_timeout_seconds: 180
+  poll_interval_seconds: 30
 """
 
 
@@ -95,7 +103,7 @@ class SourceStatus:
     title: str
     kind: str | None
     origin: str | None
-    state: str  # awaiting_consent | processing | searchable | failed | quarantined | purged | no_text_layer
+    state: str  # awaiting_consent | processing | searchable | failed | quarantined | purging | purged | no_text_layer
     why: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +159,7 @@ class Grace:
         self.settings.ensure_dirs()
         keyring_for(str(self.settings.keys_dir))  # master key file (0600) and keyring, once
         dagster_home = self.settings.dagster_home
-        dagster_home.mkdir(parents=True, exist_ok=True)
+        dagster_home.mkdir(mode=0o700, parents=True, exist_ok=True)
         config = dagster_home / "dagster.yaml"
         if not config.exists():
             config.write_text(dagster_yaml(self.settings), encoding="utf-8")
@@ -226,32 +234,74 @@ class Grace:
         progress: Callable[[str, str], None] | None = None,
         tags: dict[str, str] | None = None,
     ) -> dict[str, bool]:
-        """Run `ingest_job` for each source key on the GRACE_HOME instance; returns success per key."""
+        """Run `ingest_job` for each source key on the GRACE_HOME instance; returns success per key.
+
+        Recovery runs first (runs of dead processes failed, their pool slots freed), and a source
+        that an interrupted run left past `registered` is taken on from its last completed stage."""
         keys = list(dict.fromkeys(keys))
+        report = self.recover(wanted=set(keys))  # also when there is nothing new: a re-run resumes
+        outcome = {k: ok for k, ok in report.outcomes.items() if k in keys}  # resumed by recovery
+        rest = [k for k in keys if k not in outcome]
+        outcome.update(self._execute_sources(rest, asset_selection, progress, tags) if rest else {})
+        return outcome
+
+    def _execute_sources(
+        self,
+        keys: list[str],
+        asset_selection: Sequence[dg.AssetKey] | None = None,
+        progress: Callable[[str, str], None] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, bool]:
+        from grace_pipelines.recovery import RESUME_SELECTION, run_tags, watching_for_dead_runs
+
         outcome: dict[str, bool] = {}
-        if not keys:
-            return outcome
         job = self.defs.resolve_job_def("ingest_job")
         # launched here and now: the dispatcher must not launch them a second time
         Ledger(self.db).claim(keys, f"api:{time.time_ns()}", utcnow(), "run", 0)
-        with self.instance() as instance:
+        with self.instance() as instance, watching_for_dead_runs(instance):
             instance.add_dynamic_partitions("sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)])
             for key in keys:
                 row = self.db.get_source(key)
                 if progress:
                     progress(key, row.title if row else key)
+                selection = list(asset_selection) if asset_selection else None
+                if selection is None and row is not None and row.stage in RESUME_SELECTION:
+                    selection = [dg.AssetKey(a) for a in RESUME_SELECTION[row.stage]]  # resume, do not redo
                 result = job.execute_in_process(
                     run_config=self._run_config(),
                     instance=instance,
                     partition_key=key,
-                    asset_selection=list(asset_selection) if asset_selection else None,
-                    tags={"grace/source": key, "grace/origin": row.origin if row else "manual", **(tags or {})},
+                    asset_selection=selection,
+                    tags={"grace/source": key, "grace/origin": row.origin if row else "manual", **run_tags(), **(tags or {})},
                     raise_on_error=False,
                 )
                 outcome[key] = result.success
                 if not result.success:
                     self._record_unexpected_failure(key, result)
         return outcome
+
+    def recover(self, *, repair: bool = True, wanted: set[str] | None = None) -> RecoveryReport:
+        """Find what killed processes left (dead runs, pool slots, stuck sources, unfinished
+        purges, temporary files) and, with `repair`, fix it: mark the runs failed, free the
+        slots, finish the purges, resume the sources from their last completed stage (only
+        `wanted` ones and those whose run just died or that are stale), remove the temp files."""
+        from grace_pipelines.recovery import recover
+
+        resources = self.defs.resources
+        with self.instance() as instance:
+            report = recover(instance, self.settings, self.db, repair=repair, wanted=wanted,
+                             blob_store=resources["blob_store"], vector_store=resources["vector_store"])
+        if not repair:
+            return report
+        for item in report.purges:  # journaled purges a kill interrupted: finish them first
+            report.receipts[item["source_key"]] = self._run_purge(item["source_key"], item["plan"])
+        for item in report.resume:
+            report.outcomes.update(self._execute_sources(
+                [item.key], [dg.AssetKey(a) for a in item.assets], tags={"grace/trigger": "recovery"}))
+        claimed = Ledger(self.db).claim(report.requeued, f"recovery:{time.time_ns()}", utcnow(), "run", 0)
+        if claimed:  # a lost launch: run it here unless the daemon's dispatcher took it first
+            report.outcomes.update(self._execute_sources(claimed, tags={"grace/trigger": "recovery"}))
+        return report
 
     def _record_unexpected_failure(self, key: str, result: dg.ExecuteInProcessResult) -> None:
         """A run that failed for a reason no stage recorded (not consent, not bad input) is a
@@ -276,6 +326,39 @@ class Grace:
         }
 
     log_level = "CRITICAL"  # runs are logged to the Dagster instance; the console stays quiet
+    search_warnings: list[str] = []  # what the last search skipped and why (a damaged source)
+
+    def doctor(self, *, repair: bool = False) -> dict[str, Any]:
+        """What recovery finds (dead runs, leaked pool slots, stuck sources, unfinished purges,
+        temporary files) and what is readable by others under GRACE_HOME; `repair` fixes it all."""
+        from grace_pipelines.permissions import loose_paths, tighten
+
+        report = self.recover(repair=repair)
+        loose = loose_paths(self.settings.home, skip=[self.settings.inbox])
+        fixed = tighten(p for p, _ in loose) if repair else 0
+        if repair:
+            loose = loose_paths(self.settings.home, skip=[self.settings.inbox])
+        stuck = [{"source_key": r.key, "stage": r.stage, "why": r.why} for r in report.resume]
+        stuck += [{"source_key": k, "stage": "registered", "why": "its launch or run was lost"} for k in report.requeued]
+        problems = {
+            "dead_runs": report.dead_runs,
+            "slots": report.slots_freed,
+            "stuck_sources": stuck,
+            "unfinished_purges": [p["source_key"] for p in report.purges],
+            "temp_files": report.temp_files,
+            "permissions": [{"path": str(p.relative_to(self.settings.home.parent)) if p != self.settings.home else str(p),
+                             "mode": oct(m)} for p, m in loose],
+        }
+        found = report.found_anything or bool(loose) or bool(fixed)
+        return {
+            "home": str(self.settings.home),
+            "repaired": repair,
+            "healthy": not found if not repair else not loose,
+            "permissions_fixed": fixed,
+            "recovery_s": report.seconds,
+            "resumed": report.outcomes,
+            **problems,
+        }
 
     # ---- search ---------------------------------------------------------------------------
     def search(self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool | None = None) -> list[SearchResult]:
@@ -302,25 +385,32 @@ class Grace:
         text_keys: dict[str, bytes | None] = {}
         allowed: dict[str, bool] = {}
         kept: list[tuple[Any, SearchResult]] = []
+        self.search_warnings = []
         for hit in hits:
             key = hit.row["source_key"]
             if key not in allowed:
                 row = self.db.get_source(key)
-                allowed[key] = row is not None and not missing_parties(
+                allowed[key] = row is not None and row.stage not in ("purging", "purged") and not missing_parties(
                     row.participants, self.db.consent_events(key), "index", utcnow()
                 )
             if not allowed[key]:
                 continue
             r = hit.row
-            if key not in text_keys:
-                text_keys[key] = blobs.text_key(key) if blobs.exists(key, "text.key") else None
-            if text_keys[key] is None:
-                continue  # purged while the index still listed it
-            text = open_text(text_keys[key], r["text_enc"], f"{key}:{int(r['chunk_index'])}")
-            heading = (
-                open_text(text_keys[key], r["heading_enc"], f"{key}:{int(r['chunk_index'])}:heading")
-                if r.get("heading_enc") else None
-            )
+            try:
+                if key not in text_keys:
+                    text_keys[key] = blobs.text_key(key) if blobs.exists(key, "text.key") else None
+                if text_keys[key] is None:
+                    continue  # purged while the index still listed it
+                text = open_text(text_keys[key], r["text_enc"], f"{key}:{int(r['chunk_index'])}")
+                heading = (
+                    open_text(text_keys[key], r["heading_enc"], f"{key}:{int(r['chunk_index'])}:heading")
+                    if r.get("heading_enc") else None
+                )
+            except BlobError as exc:
+                # one damaged key or row must not break every search: skip that source, say so
+                allowed[key] = False
+                self.search_warnings.append(f"skipped {r.get('title') or key} ({key}): {exc}; run: grace keys verify")
+                continue
             r = {**r, "heading": heading}
             kept.append((hit, SearchResult(
                 rank=0, score=round(hit.score, 6), source_key=key, title=r["title"], kind=r["kind"],
@@ -476,10 +566,17 @@ class Grace:
 
     def purge(self, ref: str, *, reason: str = "purge requested", remove_original: bool | None = None,
               only_if_needed: bool = False) -> dict[str, Any] | None:
-        """Run `purge_job` for a source now; returns the receipt (None if nothing to purge)."""
+        """Run `purge_job` for a source now; returns this source's receipt (None if nothing to
+        purge). Journaled: a purge interrupted by a kill is finished by the next call (or by
+        any entry point's recovery)."""
         from grace_pipelines.sensors.consent import purge_plan
 
         row = self.resolve(ref)
+        recovered = self.recover(wanted={row.key})
+        finished = recovered.receipts.get(row.key)
+        if finished and (remove_original is not True or finished["original_removed"]):
+            return finished  # an interrupted purge of this source, finished just now
+        row = self.resolve(row.key)
         plan = purge_plan(self.db, row.key, purge_original_on_revoke=self.settings.purge_original_on_revoke, now=utcnow())
         if plan is None:
             if only_if_needed:
@@ -489,20 +586,29 @@ class Grace:
             plan["remove_original"] = remove_original
         if not only_if_needed:
             plan["reason"] = reason
+        return self._run_purge(row.key, plan)
+
+    def _run_purge(self, key: str, plan: dict[str, Any]) -> dict[str, Any] | None:
+        from grace_pipelines.recovery import run_tags, watching_for_dead_runs
+
         job = self.defs.resolve_job_def("purge_job")
-        with self.instance() as instance:
-            if not instance.has_dynamic_partition("sources", row.key):
-                instance.add_dynamic_partitions("sources", [row.key])
+        title = (self.db.get_source(key) or SimpleNamespace(title=key)).title
+        with self.instance() as instance, watching_for_dead_runs(instance):
+            if not instance.has_dynamic_partition("sources", key):
+                instance.add_dynamic_partitions("sources", [key])
             result = job.execute_in_process(
                 run_config={"ops": {"purge_receipt": {"config": plan}}, "loggers": {"console": {"config": {"log_level": self.log_level}}}},
-                instance=instance, partition_key=row.key, tags={"grace/source": row.key, "grace/trigger": "purge"},
+                instance=instance, partition_key=key, tags={"grace/source": key, "grace/trigger": "purge", **run_tags()},
                 raise_on_error=False,
             )
             if not result.success:
-                raise RuntimeError(f"purge of {row.title} failed; see run {result.run_id} in the Dagster UI")
-            event = instance.get_latest_materialization_event(dg.AssetKey("purge_receipt"))
-        receipt = event.asset_materialization.metadata["receipt"].value if event and event.asset_materialization else None
-        return receipt  # type: ignore[return-value]
+                raise RuntimeError(f"purge of {title} failed; see run {result.run_id} in the Dagster UI")
+        # this run's own receipt: another source's purge may have finished meanwhile
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            if materialization.partition == key and "receipt" in materialization.metadata:
+                return materialization.metadata["receipt"].value  # type: ignore[return-value]
+        return None
 
     def _consent(
         self, ref: str, party: str, scope: str, action: str, *, actor: str | None, wait: bool,
@@ -563,10 +669,13 @@ class Grace:
     # ---- keys and audit --------------------------------------------------------------------
     def rotate_keys(self) -> dict[str, Any]:
         """Materialize `keyring` (rotate, re-wrap, verify, retire) on the GRACE_HOME instance."""
+        from grace_pipelines.recovery import run_tags
+
+        self.recover()
         job = self.defs.resolve_job_def("key_rotation_job")
         with self.instance() as instance:
             result = job.execute_in_process(
-                instance=instance, tags={"grace/trigger": "cli"}, raise_on_error=False,
+                instance=instance, tags={"grace/trigger": "cli", **run_tags()}, raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
             )
             if not result.success:
@@ -680,6 +789,8 @@ def _status(row: SourceRow) -> SourceStatus:
         state, why = "failed", row.reason or "failed"
     elif stage == "no_text_layer":
         state, why = "no_text_layer", row.reason or "no text layer"
+    elif stage == "purging":
+        state, why = "purging", "purge in progress (an interrupted purge is finished by the next grace command or recovery_sensor)"
     elif stage == "purged":
         state, why = "purged", row.reason or "purged"
     elif stage == "awaiting_consent":

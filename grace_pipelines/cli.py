@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -67,6 +68,11 @@ def _errors() -> Iterator[None]:
         raise
     except Exception as exc:
         _fail(exc)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
 
 
 def _emit_json(value: Any) -> None:
@@ -159,10 +165,13 @@ def search(
 ) -> None:
     """Find the passages that answer QUERY, with the recording and second (or lines) they come from."""
     with _errors():
-        results = _grace(home).search(query, k=k, mode=mode)
+        grace = _grace(home)
+        results = grace.search(query, k=k, mode=mode)
+    _warn(grace.search_warnings)
     if as_json:
         keys = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation")
-        _emit_json({"query": query, "results": [{k_: r.to_dict()[k_] for k_ in keys} for r in results]})
+        _emit_json({"query": query, "results": [{k_: r.to_dict()[k_] for k_ in keys} for r in results],
+                    "skipped": grace.search_warnings})
         return
     if not results:
         out.print("nothing found")
@@ -181,7 +190,9 @@ def ask(
 ) -> None:
     """Answer in a few sentences with [n] citations (extractive when no chat model is set)."""
     with _errors():
-        answer = _grace(home).ask(question, k=k)
+        grace = _grace(home)
+        answer = grace.ask(question, k=k)
+    _warn(grace.search_warnings)
     if as_json:
         _emit_json(answer.to_dict())
         return
@@ -529,6 +540,36 @@ def secrets_pending(as_json: bool = typer.Option(False, "--json"), home: Optiona
 
 
 @app.command()
+def doctor(
+    repair: bool = typer.Option(False, "--repair", help="Fix what is found (mark dead runs failed, free slots, resume, chmod)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Report (and with --repair fix) what crashes left: dead runs, pool slots, stuck sources,
+    unfinished purges, temporary files, and files others can read. Exit 1 if problems remain."""
+    with _errors():
+        report = _grace(home).doctor(repair=repair)
+    if as_json:
+        _emit_json(report)
+    else:
+        sections = [("dead runs", "dead_runs"), ("pool slots of finished or dead runs", "slots"),
+                    ("stuck sources", "stuck_sources"), ("unfinished purges", "unfinished_purges"),
+                    ("temporary files", "temp_files"), ("readable by others", "permissions")]
+        for title, name in sections:
+            items = report[name]
+            verb = "fixed" if repair else "found"
+            out.print(f"{title}: {len(items)} {verb if items else ''}".rstrip(), highlight=False)
+            for item in items[:20]:
+                out.print(f"  {escape(json.dumps(item) if isinstance(item, dict) else str(item))}", highlight=False)
+        if report["healthy"]:
+            out.print("[green]healthy[/]")
+        elif not repair:
+            out.print("run: grace doctor --repair")
+    if not report["healthy"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def dev(
     port: int = typer.Option(3000, help="Port of the web UI."),
     home: Optional[Path] = HomeOption,
@@ -557,7 +598,8 @@ def _actor() -> str:
         return "cli"
 
 
-def main() -> None:  # pragma: no cover
+def main() -> None:
+    """The `grace` entry point."""
     app()
 
 

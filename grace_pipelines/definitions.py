@@ -28,7 +28,13 @@ from grace_pipelines.schedules import (
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import build_resources
 from grace_pipelines.assets.embeddings import EMBEDDINGS_CODE_VERSION
-from grace_pipelines.sensors import build_consent_sensor, build_inbox_sensor, build_reembed_sensor, build_sla_sensor
+from grace_pipelines.sensors import (
+    build_consent_sensor,
+    build_inbox_sensor,
+    build_recovery_sensor,
+    build_reembed_sensor,
+    build_sla_sensor,
+)
 from grace_pipelines.settings import GraceSettings, load_settings
 from grace_pipelines.state import utcnow
 
@@ -74,6 +80,7 @@ def build_definitions(settings: GraceSettings, clock: Callable[[], datetime] = u
                 purge_original_on_revoke=settings.purge_original_on_revoke,
             ),
             build_reembed_sensor(job, embeddings.key, interval=settings.inbox_poll_seconds, per_tick=settings.max_files_per_tick),
+            build_recovery_sensor(settings, [job, purge_job]),
         ],
         resources=resources,
         executor=dg.in_process_executor,

@@ -8,8 +8,11 @@ it with a readable `.reason.txt`.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,22 +52,71 @@ def kind_of(name: str) -> str | None:
     return None
 
 
+def ignore_reason(name: str) -> str | None:
+    """Why a name is never picked up from the inbox (hidden, editor temporary, download in
+    progress), or None when it is an ordinary name."""
+    lower = name.lower()
+    if name.startswith("."):
+        return "hidden file (the name starts with '.')"
+    if name.startswith("~"):
+        return "editor temporary or lock file (the name starts with '~')"
+    if lower.endswith(PARTIAL_SUFFIXES):
+        return f"unfinished download or temporary file (.{extension(name)})"
+    return None
+
+
 def is_ignorable(name: str) -> bool:
     """Hidden files, editor swap files and downloads in progress are never picked up."""
-    lower = name.lower()
-    return name.startswith((".", "~")) or lower.endswith(PARTIAL_SUFFIXES)
+    return ignore_reason(name) is not None
+
+
+NAME_MAX_BYTES = 255  # the longest file name (in bytes) Linux and macOS file systems accept
+_SAFE_NAME_BYTES = 200  # room for a quarantine stamp and the sidecar / .reason.txt suffixes
+
+
+def _printable(text: str) -> str:
+    """Control, format (bidi overrides, zero-width), surrogate-escaped and other unprintable
+    characters become `_`, so text is safe in a terminal, a log line or a file name."""
+    return "".join(ch if ch.isprintable() else "_" for ch in unicodedata.normalize("NFC", text))
 
 
 def safe_name(name: str, limit: int = 120) -> str:
-    """A printable, filesystem-safe version of a hostile file name (for titles and quarantine)."""
-    name = unicodedata.normalize("NFC", name)
-    name = "".join(ch if ch.isprintable() else "_" for ch in name)
-    name = re.sub(r"[/\\:\x00]", "_", name).strip().lstrip("-.") or "unnamed"
-    if len(name) > limit:
-        stem, dot, ext = name.rpartition(".")
-        keep = ext if dot and len(ext) <= 10 else ""
-        name = name[: limit - len(keep) - 2] + "~" + ("." + keep if keep else "")
+    """A printable, filesystem-safe version of a hostile file name (for titles and quarantine):
+    at most `limit` characters and 200 UTF-8 bytes, the extension kept when it is short."""
+    name = _printable(name)
+    name = re.sub(r"[/\\:\x00]", "_", name).strip().lstrip("-.").strip() or "unnamed"
+    if len(name) > limit or len(name.encode("utf-8")) > _SAFE_NAME_BYTES:
+        _stem, dot, ext = name.rpartition(".")
+        keep = "." + ext if dot and len(ext.encode("utf-8")) <= 10 else ""
+        room_chars = limit - len(keep) - 1
+        room_bytes = _SAFE_NAME_BYTES - len(keep.encode("utf-8")) - len("~")
+        head = name[:room_chars]
+        while len(head.encode("utf-8")) > room_bytes:
+            head = head[:-1]
+        name = head + "~" + keep
     return name
+
+
+def safe_text(text: str, limit: int = 600) -> str:
+    """A reason or message made printable and at most `limit` characters (a hostile name or a
+    huge sidecar must not make a megabyte `why`)."""
+    text = _printable(str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a media file's name itself, or None: every refusal names the real
+    problem (`...md` has no name before its extension; it is not "an unsupported type md")."""
+    if not name.strip():
+        return "the file name is empty"
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
+        return f"the file name is longer than {NAME_MAX_BYTES} bytes"
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext and not stem.strip(" ."):
+        return f"no file name before the extension .{ext.lower()}"
+    if dot and not ext:
+        return "the file name ends with '.': no extension"
+    return None
 
 
 def probe_audio(data: bytes | Path, name: str) -> float:
@@ -116,22 +168,52 @@ def decode_text(data: bytes, name: str) -> str:
     return text
 
 
-def probe(path: Path, name: str | None = None, max_bytes: int | None = None) -> Probe:
-    """Classify and validate one file. Raises MediaError with the reason to quarantine."""
-    name = name or path.name
-    kind = kind_of(name)
-    if kind is None:
-        ext = extension(name) or "(none)"
+def judge(path: Path, name: str | None = None, max_bytes: int | None = None) -> os.stat_result:
+    """The checks that need no reading: never following a link, a regular file, a name with a
+    stem, a supported type, not empty and not above `max_bytes`. Raises MediaError naming the
+    file and the reason (so a refused file is never copied anywhere); returns its lstat."""
+    name = name or safe_name(path.name)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise MediaError(f"{name}: no such file") from None
+    except NotADirectoryError:
+        raise MediaError(f"{name}: no such file (a folder in its path is a file)") from None
+    except PermissionError:
+        raise MediaError(f"{name}: permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise MediaError(f"{name}: the file name or path is too long for this file system") from None
+        raise MediaError(f"{name}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise MediaError(f"{name}: is a symbolic link; links are never followed (give the file itself)")
+    if stat.S_ISDIR(st.st_mode):
+        raise MediaError(f"{name}: is a directory, not a file (give the files inside it)")
+    if not stat.S_ISREG(st.st_mode):
+        raise MediaError(f"{name}: not a regular file (a pipe, socket or device)")
+    problem = name_problem(path.name)
+    if problem:
+        raise MediaError(f"{name}: {problem}")
+    if kind_of(path.name) is None:
+        ext = extension(path.name) or "(none)"
         raise MediaError(
             f"{name}: unsupported file type .{ext}; supported: {', '.join(sorted(SUPPORTED_EXTS))}"
         )
-    size = path.stat().st_size
-    if size == 0:
+    if st.st_size == 0:
         raise MediaError(f"{name}: file is empty (0 bytes)")
-    if max_bytes is not None and size > max_bytes:
-        raise MediaError(f"{name}: file is {size} bytes, above the limit of {max_bytes} bytes")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise MediaError(f"{name}: file is {st.st_size} bytes, above the limit of {max_bytes} bytes")
+    return st
+
+
+def probe(path: Path, name: str | None = None, max_bytes: int | None = None) -> Probe:
+    """Classify and validate one file. Raises MediaError with the reason to quarantine."""
+    name = name or path.name
+    judge(path, name, max_bytes)  # a link is refused before anything reads through it
+    kind = kind_of(path.name)
+    assert kind is not None
     if kind == "document":
-        ext = extension(name)
+        ext = extension(path.name)
         if ext == "pdf":
             with path.open("rb") as handle:
                 if not handle.read(1024).lstrip().startswith(b"%PDF"):
@@ -144,4 +226,4 @@ def probe(path: Path, name: str | None = None, max_bytes: int | None = None) -> 
             return Probe(kind, ext, None)
         text = decode_text(path.read_bytes(), name)  # txt, md, html: text that must decode
         return Probe(kind, ext, None, chars=len(text))
-    return Probe(kind, extension(name), probe_audio(path, name))
+    return Probe(kind, extension(path.name), probe_audio(path, name))

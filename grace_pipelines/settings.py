@@ -231,8 +231,16 @@ class GraceSettings(BaseSettings):
         return self.database_url or f"sqlite:///{self.home / 'grace.db'}"
 
     def ensure_dirs(self) -> None:
+        """Create GRACE_HOME's folders, private (0700), and make what this process creates from
+        now on private too (umask 077: SQLite, LanceDB and Dagster follow it; see permissions.py)."""
+        from grace_pipelines.permissions import DIR_MODE, secure_umask
+
+        secure_umask()
         for path in (self.home, self.inbox, self.store, self.lancedb, self.quarantine):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for path in (self.home, self.inbox, self.store, self.lancedb, self.quarantine):
+            if path.stat().st_mode & 0o077:
+                path.chmod(DIR_MODE)
 
 
 def load_settings(**overrides: Any) -> GraceSettings:

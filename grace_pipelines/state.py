@@ -126,7 +126,24 @@ htm_events_table = sa.Table(
     sa.UniqueConstraint("source_key", "kind", name="uq_htm_events_source_kind"),  # each tier fires once
 )
 
-STAGES = ("registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed", "purged", "no_text_layer")
+purge_journal_table = sa.Table(
+    "purge_journal",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source_key", sa.String(16), nullable=False, index=True),
+    sa.Column("plan", sa.JSON, nullable=False),  # {"remove_original": bool, "reason": str}
+    sa.Column("progress", sa.JSON, nullable=False),  # what earlier attempts found (counts only)
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),  # None: unfinished, recovery finishes it
+)
+
+STAGES = (
+    "registered", "stored", "awaiting_consent", "transcribed", "chunked", "searchable", "failed", "purging", "purged",
+    "no_text_layer",
+)
+# stages a source passes through inside a run: one that rests here with no live run was interrupted
+IN_FLIGHT_STAGES = ("registered", "stored", "transcribed", "chunked", "purging")
 
 
 def normalise_url(url: str) -> str:
@@ -423,3 +440,60 @@ class StateDB:
         with self.begin() as conn:
             rows = conn.execute(quarantine_table.select().order_by(quarantine_table.c.id))
             return [dict(r._mapping) for r in rows]
+
+    # ---- purge journal --------------------------------------------------------------------
+    def begin_purge(self, key: str, plan: dict[str, Any], run_id: str | None) -> dict[str, Any]:
+        """Write the purge down before anything is removed (or take over an unfinished one,
+        keeping what the earlier attempt found); returns the journal entry."""
+        c = purge_journal_table.c
+        with self.begin() as conn:
+            row = conn.execute(
+                purge_journal_table.select().where(c.source_key == key, c.finished_at.is_(None)).order_by(c.id.desc())
+            ).first()
+            if row is None:
+                new_id = conn.execute(purge_journal_table.insert().values(
+                    source_key=key, plan=dict(plan), progress={}, run_id=run_id, started_at=utcnow(),
+                )).inserted_primary_key[0]
+                entry = {"id": int(new_id), "source_key": key, "plan": dict(plan), "progress": {}, "resumed": False}
+            else:
+                conn.execute(purge_journal_table.update().where(c.id == row.id).values(run_id=run_id))
+                entry = {"id": int(row.id), "source_key": key, "plan": dict(row.plan), "progress": dict(row.progress or {}),
+                         "resumed": True}
+            conn.execute(sources_table.update().where(sources_table.c.key == key).values(
+                stage="purging", reason="purge in progress", updated_at=utcnow()))
+        return entry
+
+    def purge_progress(self, entry_id: int, **progress: Any) -> None:
+        """Add what this attempt removed (counts and bytes add up, names join) to what earlier attempts removed."""
+        c = purge_journal_table.c
+        with self.begin() as conn:
+            row = conn.execute(sa.select(c.progress).where(c.id == entry_id)).first()
+            merged = dict(row.progress or {}) if row else {}
+            for name, value in progress.items():
+                if isinstance(value, int):
+                    merged[name] = merged.get(name, 0) + value
+                elif isinstance(value, list):
+                    merged[name] = list(dict.fromkeys([*merged.get(name, []), *value]))
+                else:
+                    merged[name] = value
+            conn.execute(purge_journal_table.update().where(c.id == entry_id).values(progress=merged))
+
+    def purge_entry(self, entry_id: int) -> dict[str, Any] | None:
+        with self.begin() as conn:
+            row = conn.execute(purge_journal_table.select().where(purge_journal_table.c.id == entry_id)).first()
+        return dict(row._mapping) if row else None
+
+    def finish_purge(self, entry_id: int) -> None:
+        with self.begin() as conn:
+            conn.execute(purge_journal_table.update().where(purge_journal_table.c.id == entry_id).values(finished_at=utcnow()))
+
+    def unfinished_purges(self) -> list[dict[str, Any]]:
+        c = purge_journal_table.c
+        with self.begin() as conn:
+            rows = conn.execute(purge_journal_table.select().where(c.finished_at.is_(None)).order_by(c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def sources_in_stages(self, stages: Sequence[str]) -> list[SourceRow]:
+        with self.begin() as conn:
+            rows = conn.execute(sources_table.select().where(sources_table.c.stage.in_(list(stages))))
+            return [SourceRow(**r._mapping) for r in rows]

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field
 
 from grace_pipelines.crypto.envelope import CryptoError, open_blob, seal, store_aad
-from grace_pipelines.crypto.keyring import Keyring, atomic_write_bytes, open_keyring
+from grace_pipelines.crypto.keyring import Keyring, atomic_write_bytes, open_keyring, stale_temp_files
 
 _KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 _NAME_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
@@ -145,6 +145,23 @@ class BlobStore(dg.ConfigurableResource):
             size = path.stat().st_size if path.exists() else 0
             path.unlink(missing_ok=True)
         return size
+
+    def temp_files(self, key: str | None = None) -> list[str]:
+        """Temporary files of writers that are gone (a kill between write and rename), in one
+        source folder or the whole store, relative to the store (report only)."""
+        folder = self._path(key, "x").parent if key else Path(self.root)
+        return [str(p.relative_to(self.root)) for p in stale_temp_files(folder, recursive=key is None)]
+
+    def remove_temp_files(self, key: str | None = None) -> list[str]:
+        """Remove the temporary files of gone writers (they may hold a sealed copy of a blob, so
+        a purge must remove them too); returns what was removed, relative to the store."""
+        folder = self._path(key, "x").parent if key else Path(self.root)
+        removed = []
+        with self.keyring().writer_lock():
+            for path in stale_temp_files(folder, recursive=key is None):
+                path.unlink(missing_ok=True)
+                removed.append(str(path.relative_to(self.root)))
+        return removed
 
     def delete_source(self, key: str) -> int:
         folder = self._path(key, "x").parent
