@@ -193,3 +193,24 @@ def test_a_killed_writers_temp_copy_is_removed_by_the_purge(tmp_path: Path) -> N
     # the purge's own sweep, for a leftover that appears after recovery ran
     leftover.write_bytes(b"sealed copy")
     assert store.remove_temp_files(row.key) == [f"{row.key}/{leftover.name}"] and live.exists()
+
+
+def test_doctor_finds_and_repairs_lancedb_leftovers_and_loose_modes(tmp_path: Path) -> None:
+    grace = Grace(tmp_path / "grace")
+    grace.ingest([_doc(tmp_path, "lance-notes.md")], wait=True)
+    versions = next((grace.settings.lancedb).rglob("_versions"))
+    leftover = versions / ".tmp_commit_killed"  # what a writer killed mid-commit leaves
+    leftover.write_bytes(b"partial manifest")
+    loose = grace.settings.store / "stray.txt"
+    loose.write_text("x")
+    loose.chmod(0o644)
+    report = grace.doctor()
+    assert not report["healthy"]
+    assert any(t.endswith(".tmp_commit_killed") for t in report["temp_files"])
+    assert any(p["path"].endswith("stray.txt") and p["mode"] == "0o644" for p in report["permissions"])
+    assert leftover.exists()  # a report changes nothing
+    repaired = grace.doctor(repair=True)
+    assert repaired["healthy"] and repaired["permissions_fixed"] == 1
+    assert not leftover.exists() and (loose.stat().st_mode & 0o777) == 0o600
+    assert grace.doctor()["healthy"]
+    assert grace.search("zebra quartet", k=1)[0].title == "lance-notes.md"  # the index still works
