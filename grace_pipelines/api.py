@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,14 +21,22 @@ from typing import Any
 import dagster as dg
 
 from grace_pipelines.consent import (
+    MAX_SIDECAR_BYTES,
     ConsentError,
     expand_scope,
     grant_command,
     missing_parties,
 )
 from grace_pipelines.dispatcher import Ledger
-from grace_pipelines.inbox import ORIGINS, scan_inbox
-from grace_pipelines.media import SIDECAR_SUFFIX, is_ignorable, safe_name
+from grace_pipelines.inbox import (
+    ORIGINS,
+    Intake,
+    ScanResult,
+    inbox_names,
+    judge_inputs,
+    scan_inbox,
+)
+from grace_pipelines.media import SIDECAR_SUFFIX, MediaError, safe_name, safe_text
 from grace_pipelines.resources.blob_store import BlobError, keyring_for, open_text
 from grace_pipelines.text.keywords import blind_tokens
 from grace_pipelines.recovery import RecoveryReport
@@ -184,27 +191,65 @@ class Grace:
             instance.dispose()
 
     # ---- ingest ---------------------------------------------------------------------------
-    def drop(self, paths: Sequence[str | Path], origin: str | None = None) -> list[Path]:
-        """Copy files (and any `NAME.consent.json` beside them) into the inbox, atomically."""
+    def drop(self, paths: Sequence[str | Path], origin: str | None = None) -> list[Intake]:
+        """Judge every path first (name, type, size, link-ness: nothing refused is copied), then
+        copy the good ones (and any `NAME.consent.json` beside them) into the inbox, atomically
+        and never over another file (a second `notes.md` becomes `notes-2.md`).
+
+        One `Intake` per path, in order: `dropped` (with its `target` in the inbox), `refused`
+        or `ignored` (with the reason; the user still has the file), `sidecar` (travels with
+        the media given beside it), `same` (the same file given twice) or `failed` (copying
+        into the inbox failed: a system failure)."""
         if origin is not None and origin not in ORIGINS:
             raise GraceError(f"unknown origin {origin!r}; use one of: {', '.join(ORIGINS)}")
         folder = self.settings.inbox / origin if origin else self.settings.inbox
         folder.mkdir(parents=True, exist_ok=True)
-        dropped = []
-        for raw in paths:
-            path = Path(raw)
-            if not path.is_file():
-                raise GraceError(f"{raw}: no such file")
-            if path.name.endswith(SIDECAR_SUFFIX):
-                continue  # travels with its media
-            name = path.name if not is_ignorable(path.name) else safe_name(path.name)
-            sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-            if sidecar.is_file():
-                _atomic_copy(sidecar, folder / (name + SIDECAR_SUFFIX))
-            target = folder / name
-            _atomic_copy(path, target)
-            dropped.append(target)
-        return dropped
+        items = judge_inputs(self.settings, self.db, paths)
+        for item in items:
+            if item.state != "pending":
+                continue
+            try:
+                if item.late_for is not None:  # a sidecar for a source registered earlier
+                    target = folder / item.inbox_name
+                    item.sha256 = _atomic_copy(item.path, target, max_bytes=MAX_SIDECAR_BYTES)
+                    item.state, item.target = "dropped", target
+                    continue
+                for name in inbox_names(item.inbox_name):
+                    target = folder / name
+                    beside = folder / (name + SIDECAR_SUFFIX)
+                    if os.path.lexists(target) or (item.sidecar is not None and os.path.lexists(beside)):
+                        continue
+                    placed: list[Path] = []
+
+                    def place_sidecar(src: Path | None = item.sidecar, dst: Path = beside, done: list[Path] = placed) -> None:
+                        if src is not None:  # first, so the media never shows up without it
+                            _atomic_copy(src, dst, max_bytes=MAX_SIDECAR_BYTES)
+                            done.append(dst)
+
+                    try:
+                        item.sha256 = _atomic_copy(item.path, target, max_bytes=self.settings.max_file_bytes,
+                                                   before_place=place_sidecar)
+                    except FileExistsError:
+                        for extra in placed:
+                            extra.unlink(missing_ok=True)
+                        continue  # another process took this name meanwhile: the next one
+                    except BaseException:
+                        for extra in placed:
+                            extra.unlink(missing_ok=True)
+                        raise
+                    item.state, item.target = "dropped", target
+                    break
+                else:
+                    item.refuse(f"{item.shown}: no free name for it in the inbox")
+            except FileExistsError:
+                item.refuse(f"{item.shown}: a consent sidecar of that name is already waiting in the inbox")
+            except MediaError as exc:
+                item.refuse(str(exc))
+            except OSError as exc:
+                item.state = "failed"
+                item.reason = safe_text(f"{SYSTEM_FAILURE}: could not copy {item.shown} into the inbox "
+                                        f"({exc.strerror or type(exc).__name__})")
+        return items
 
     def ingest(
         self,
@@ -213,19 +258,69 @@ class Grace:
         wait: bool = False,
         progress: Callable[[str, str], None] | None = None,
     ) -> list[SourceStatus]:
-        """Drop files; with `wait`, register them and run the asset graph for each to the end."""
-        dropped = self.drop(paths, origin)
-        if not wait:
-            return [SourceStatus(None, p.name, None, origin, "processing", "in the inbox; the inbox sensor picks it up") for p in dropped]
-        scan = scan_inbox(self.settings, self.db, only=set(dropped), settle_seconds=0)
-        outcomes: list[SourceStatus] = []
-        for name, reason in scan.quarantined:
-            outcomes.append(SourceStatus(None, safe_name(name), None, origin, "quarantined", reason))
-        keys = [d.key for d in scan.new + scan.retry]
-        self.run_sources(keys, progress=progress)
-        for key in dict.fromkeys(keys + [k for _, k in scan.duplicates]):
-            outcomes.append(self.status_of(key))
-        return outcomes
+        """Drop files; with `wait`, register them and run the asset graph for each to the end.
+
+        One outcome per given path, in the order given: `refused` (not copied: missing, a
+        directory, a link, an unsupported type, empty or too large, a broken sidecar),
+        `ignored` (a hidden or temporary name, an orphan sidecar), `quarantined` (refused on
+        its content after the copy), or the source's state, also when another process
+        registered it first."""
+        items = self.drop(paths, origin)
+        targets = {item.target for item in items if item.target is not None}
+        scan = ScanResult()
+        if wait and targets:
+            scan = scan_inbox(self.settings, self.db, only=targets, settle_seconds=0)
+            self.run_sources([d.key for d in scan.new + scan.retry], progress=progress)
+            late = [o.key for o in scan.outcomes.values() if o.outcome == "consent_applied" and o.key]
+            if late:
+                self.release_waiting(late)  # what a late sidecar's grants were holding
+        refused_elsewhere: dict[str, str] = {}
+
+        def quarantined_by_another_process(title: str) -> str | None:
+            if not refused_elsewhere:
+                refused_elsewhere.update({q["filename"]: q["reason"] for q in self.db.list_quarantine()})
+            return refused_elsewhere.get(title)
+
+        def outcome(item: Intake) -> SourceStatus:
+            kind = None if item.kind == "sidecar" else item.kind
+            if item.target is None:
+                return SourceStatus(None, item.name, kind, origin, item.state if item.state != "pending" else "refused",
+                                    item.reason or f"{item.shown}: not ingested")
+            title = safe_name(item.target.name)
+            if not wait:
+                return SourceStatus(None, title, kind, origin, "processing", "in the inbox; the inbox sensor picks it up")
+            found = scan.outcomes.get(str(item.target))
+            if found is not None and found.outcome == "quarantined":
+                return SourceStatus(found.key, title, kind, origin, "quarantined", found.reason)
+            key = found.key if found is not None and found.key else (item.late_for or (item.sha256 or "")[:16])
+            row = self.db.get_source(key) if key else None
+            if row is None:
+                reason = quarantined_by_another_process(title) if found is None else None
+                if reason is not None:  # another process refused it first
+                    return SourceStatus(None, title, kind, origin, "quarantined", reason)
+                return SourceStatus(None, title, kind, origin, "processing", "in the inbox; another process is handling it")
+            status = self._status(row)
+            if item.late_for is not None:
+                status.why = f"consent sidecar {item.name} applied to {row.title}; {status.why}"
+            elif found is None or found.outcome == "registered":
+                status.why = f"already registered by another process; {status.why}"
+            elif found.outcome == "duplicate":
+                status.why = f"the same bytes as source {row.key} ({row.title}); {status.why}"
+            return status
+
+        outcomes: list[SourceStatus | None] = [None] * len(items)
+        for index, item in enumerate(items):
+            if item.state not in ("sidecar", "same"):
+                outcomes[index] = outcome(item)
+        for index, item in enumerate(items):
+            if item.state in ("sidecar", "same"):
+                first = outcomes[item.media if item.state == "sidecar" else item.same_as]  # type: ignore[index]
+                assert first is not None
+                note = f"consent sidecar of {items[item.media].name}" if item.state == "sidecar" else "given twice"  # type: ignore[index]
+                outcomes[index] = SourceStatus(first.source_key, item.name if item.state == "sidecar" else first.title,
+                                               first.kind if item.state == "same" else None, first.origin, first.state,
+                                               f"{note}; {first.why}")
+        return [o for o in outcomes if o is not None]
 
     def run_sources(
         self,
@@ -800,10 +895,68 @@ def _status(row: SourceRow) -> SourceStatus:
     return SourceStatus(row.key, row.title, row.kind, row.origin, state, why)
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+def _atomic_copy(
+    src: Path, dst: Path, *, max_bytes: int | None = None, before_place: Callable[[], None] | None = None
+) -> str:
+    """Copy `src` to `dst` through a hidden temp file in the same folder (`.grace-*.<pid>.part`:
+    recovery removes it if this process dies) and return the sha256 of the bytes copied.
+
+    Never reads through a link (O_NOFOLLOW) or blocks on a pipe, never replaces an existing
+    `dst` (FileExistsError), stops past `max_bytes` (a file still growing). `before_place` runs
+    once the copy is complete, just before `dst` appears. Reading errors are MediaError (the
+    input's fault, naming it); writing errors stay OSError (a system failure)."""
+    import errno
+    import hashlib
+    import stat
+
+    shown = safe_name(src.name)
+    try:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise MediaError(f"{shown}: is a symbolic link; links are never followed (give the file itself)") from None
+        raise MediaError(f"{shown}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    tmp = dst.with_name(f".grace-{os.urandom(4).hex()}.{os.getpid()}.part")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "rb") as reader:
+            st = os.fstat(reader.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise MediaError(f"{shown}: not a regular file")
+            if max_bytes is not None and st.st_size > max_bytes:
+                raise MediaError(f"{shown}: file is {st.st_size} bytes, above the limit of {max_bytes} bytes")
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as writer:
+                copied = 0
+                while True:
+                    try:
+                        block = reader.read(1 << 20)
+                    except OSError as exc:
+                        raise MediaError(f"{shown}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+                    if not block:
+                        break
+                    copied += len(block)
+                    if max_bytes is not None and copied > max_bytes:
+                        raise MediaError(f"{shown}: grew above the limit of {max_bytes} bytes while being copied")
+                    digest.update(block)
+                    writer.write(block)
+        if before_place is not None:
+            before_place()
+        try:
+            os.link(tmp, dst)  # atomic and never over an existing file
+        except FileExistsError:
+            raise
+        except OSError as exc:  # a file system without hard links
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "already exists", str(dst)) from None
+            os.replace(tmp, dst)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    return digest.hexdigest()
 
 
 def _whoami() -> str:

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from grace_pipelines.api import SYSTEM_FAILURE, Grace, GraceError
 from grace_pipelines.consent import ConsentError, parse_ttl
+from grace_pipelines.media import safe_text
 from grace_pipelines.settings import SettingsError
 from grace_pipelines.state import utcnow
 
@@ -87,6 +88,9 @@ def init(home: Optional[Path] = HomeOption) -> None:
     out.print(f"Grace home ready at [bold]{path}[/]")
 
 
+REFUSED_STATES = ("refused", "ignored", "quarantined")  # an input that was not ingested: exit 1
+
+
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files to ingest (a NAME.consent.json beside one travels with it)."),
@@ -95,7 +99,10 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     home: Optional[Path] = HomeOption,
 ) -> None:
-    """Drop files into the inbox; with --wait, run the Dagster asset graph for them to the end."""
+    """Drop files into the inbox; with --wait, run the Dagster asset graph for them to the end.
+
+    Every path is reported with its outcome (refused, ignored, quarantined, or its source's
+    state). Exit 1 when any input was refused; 2 on a system failure."""
     with _errors():
         grace = _grace(home)
         with Progress(
@@ -105,17 +112,23 @@ def ingest(
             task = progress.add_task("ingesting", total=len(paths))
 
             def step(key: str, title: str) -> None:
-                progress.update(task, description=f"processing {title}")
+                progress.update(task, description=f"processing {escape(safe_text(title, 80))}")
                 progress.advance(task)
 
             outcomes = grace.ingest(paths, origin=origin, wait=wait, progress=step)
+    given = [os.fsdecode(p) for p in paths] if len(paths) == len(outcomes) else [None] * len(outcomes)
     if as_json:
-        _emit_json({"sources": [o.to_dict() for o in outcomes]})
+        _emit_json({"sources": [{"path": path, **o.to_dict()} for path, o in zip(given, outcomes)]})
     else:
         _status_table(outcomes)
+        for o in outcomes:
+            if o.state in REFUSED_STATES:  # each reason names the file
+                err.print(f"[bold red]{o.state}:[/] {escape(safe_text(o.why))}", highlight=False)
     # bad input is handled (failed with its reason, bytes kept); only a system failure exits 2
     if any(o.state == "failed" and o.why.startswith(SYSTEM_FAILURE) for o in outcomes):
         raise typer.Exit(2)
+    if any(o.state in REFUSED_STATES for o in outcomes):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -148,10 +161,13 @@ def _status_table(items: list[Any]) -> None:
     table = Table(title="sources")
     for column in ("source", "title", "kind", "origin", "state", "why"):
         table.add_column(column, overflow="fold")
-    colors = {"searchable": "green", "awaiting_consent": "yellow", "failed": "red", "quarantined": "magenta"}
+    colors = {"searchable": "green", "awaiting_consent": "yellow", "failed": "red", "quarantined": "magenta",
+              "refused": "red", "ignored": "magenta"}
     for item in items:
         color = colors.get(item.state, "cyan")
-        table.add_row(item.source_key or "-", item.title, item.kind or "-", item.origin or "-", f"[{color}]{item.state}[/]", item.why)
+        # titles, reasons and party names are user data: no markup, no control characters
+        cells = [escape(safe_text(v or "-", 2000)) for v in (item.source_key, item.title, item.kind, item.origin)]
+        table.add_row(*cells, f"[{color}]{escape(item.state)}[/]", escape(safe_text(item.why, 4000)))
     out.print(table)
 
 

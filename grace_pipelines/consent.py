@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +18,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCOPES: tuple[str, ...] = ("transcribe", "index")
+MAX_PARTICIPANTS = 100  # a sidecar naming more is refused (a 60,000-name list is not a meeting)
+MAX_GRANTS = 2 * MAX_PARTICIPANTS
+MAX_NAME_CHARS = 200
+MAX_SIDECAR_BYTES = 256 * 1024
+MAX_PROBLEMS_SHOWN = 5
 
 
 class ConsentError(ValueError):
@@ -65,13 +71,28 @@ def missing_parties(
 
 
 def grant_command(source_key: str, party: str, scope: str) -> str:
-    return f"grace consent grant {source_key} --party {party} --scope {scope}"
+    """The command that grants `scope` for `party`, every argument shell-quoted: a party named
+    `x; touch PWNED` must arrive as one argument when the printed line is pasted, never run."""
+    return shlex.join(["grace", "consent", "grant", source_key, "--party", party, "--scope", scope])
+
+
+def _check_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a name must not be empty")
+    if any(not ch.isprintable() for ch in value):
+        raise ValueError("a name must not contain control or invisible characters")
+    return value.strip()
 
 
 class SidecarGrant(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    party: str = Field(min_length=1)
-    scopes: list[str] = Field(min_length=1)
+    party: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES) + 1)
+
+    @field_validator("party")
+    @classmethod
+    def _printable_party(cls, value: str) -> str:
+        return _check_name(value)
 
     @field_validator("scopes")
     @classmethod
@@ -86,8 +107,8 @@ class Sidecar(BaseModel):
     """`NAME.consent.json`: who took part and who agreed to what."""
 
     model_config = ConfigDict(extra="forbid")
-    participants: list[str] | None = None
-    grants: list[SidecarGrant] = Field(default_factory=list)
+    participants: list[str] | None = Field(None, max_length=MAX_PARTICIPANTS)
+    grants: list[SidecarGrant] = Field(default_factory=list, max_length=MAX_GRANTS)
 
     @field_validator("participants")
     @classmethod
@@ -95,6 +116,10 @@ class Sidecar(BaseModel):
         if value is not None:
             if not value or any(not p.strip() for p in value):
                 raise ValueError("participants must be a non-empty list of names")
+            for p in value:
+                if len(p) > MAX_NAME_CHARS:
+                    raise ValueError(f"a participant name is longer than {MAX_NAME_CHARS} characters")
+                _check_name(p)
             return list(dict.fromkeys(p.strip() for p in value))
         return value
 
@@ -105,26 +130,44 @@ class ParsedSidecar:
     grants: list[tuple[str, str]] = field(default_factory=list)  # (party, scope)
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def parse_sidecar(raw: bytes, *, name: str, owner: str) -> ParsedSidecar:
-    """Parse and validate a sidecar; errors name the file and what is wrong with it."""
+    """Parse and validate a sidecar; errors name the file and what is wrong with it, and stay
+    short whatever the sidecar holds (at most MAX_PARTICIPANTS names, MAX_SIDECAR_BYTES)."""
+    label = repr(_short(name))
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise ConsentError(f"consent sidecar {label} is {len(raw)} bytes; a sidecar is at most {MAX_SIDECAR_BYTES} bytes")
     try:
         data: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConsentError(f"consent sidecar {name!r} is not valid JSON: {exc}") from None
+        raise ConsentError(f"consent sidecar {label} is not valid JSON: {_short(str(exc))}") from None
+    except RecursionError:
+        raise ConsentError(f"consent sidecar {label} is not valid JSON: nested too deeply") from None
+    if isinstance(data, dict) and isinstance(data.get("participants"), list) and len(data["participants"]) > MAX_PARTICIPANTS:
+        raise ConsentError(
+            f"consent sidecar {label} is invalid: participants: {len(data['participants'])} names, "
+            f"at most {MAX_PARTICIPANTS} are allowed"
+        )
     try:
         sidecar = Sidecar.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+            f"{_short('.'.join(str(p) for p in e['loc']) or 'file', 60)}: {_short(e['msg'])}" for e in errors[:MAX_PROBLEMS_SHOWN]
         )
-        raise ConsentError(f"consent sidecar {name!r} is invalid: {problems}") from None
+        if len(errors) > MAX_PROBLEMS_SHOWN:
+            problems += f"; and {len(errors) - MAX_PROBLEMS_SHOWN} more problems"
+        raise ConsentError(f"consent sidecar {label} is invalid: {problems}") from None
     participants = sidecar.participants or [owner]
     grants = []
     for grant in sidecar.grants:
         if grant.party not in participants:
+            shown = ", ".join(_short(p, 40) for p in participants[:10]) + (", ..." if len(participants) > 10 else "")
             raise ConsentError(
-                f"consent sidecar {name!r} grants for {grant.party!r}, who is not a participant "
-                f"({', '.join(participants)})"
+                f"consent sidecar {label} grants for {_short(grant.party, 60)!r}, who is not a participant ({shown})"
             )
         grants.extend((grant.party, scope) for scope in grant.scopes)
     return ParsedSidecar(participants=participants, grants=grants)

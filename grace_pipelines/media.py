@@ -147,9 +147,9 @@ def probe_audio(data: bytes | Path, name: str) -> float:
             return duration
     except MediaError:
         raise
-    except Exception as exc:  # PyAV raises many error types for garbage input
+    except Exception as exc:  # noqa: BLE001 - PyAV raises many error types for garbage input
         detail = str(exc).replace(repr(str(source)), "file").replace(str(source), "file")
-        raise MediaError(f"{name}: not decodable audio ({type(exc).__name__}: {detail})") from None
+        raise MediaError(f"{name}: not decodable audio ({type(exc).__name__}: {safe_text(detail, 200)})") from None
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -168,10 +168,9 @@ def decode_text(data: bytes, name: str) -> str:
     return text
 
 
-def judge(path: Path, name: str | None = None, max_bytes: int | None = None) -> os.stat_result:
-    """The checks that need no reading: never following a link, a regular file, a name with a
-    stem, a supported type, not empty and not above `max_bytes`. Raises MediaError naming the
-    file and the reason (so a refused file is never copied anywhere); returns its lstat."""
+def check_file(path: Path, name: str | None = None) -> os.stat_result:
+    """The path itself, never following a link: it exists and is a regular file. Raises
+    MediaError naming it and the reason; returns its lstat."""
     name = name or safe_name(path.name)
     try:
         st = os.lstat(path)
@@ -191,18 +190,34 @@ def judge(path: Path, name: str | None = None, max_bytes: int | None = None) -> 
         raise MediaError(f"{name}: is a directory, not a file (give the files inside it)")
     if not stat.S_ISREG(st.st_mode):
         raise MediaError(f"{name}: not a regular file (a pipe, socket or device)")
-    problem = name_problem(path.name)
+    return st
+
+
+def check_media(filename: str, size: int, name: str, max_bytes: int | None = None) -> str:
+    """Name, type and size of a media file, judged without reading it; returns its kind."""
+    problem = name_problem(filename)
     if problem:
         raise MediaError(f"{name}: {problem}")
-    if kind_of(path.name) is None:
-        ext = extension(path.name) or "(none)"
+    kind = kind_of(filename)
+    if kind is None:
+        ext = extension(filename) or "(none)"
         raise MediaError(
-            f"{name}: unsupported file type .{ext}; supported: {', '.join(sorted(SUPPORTED_EXTS))}"
+            f"{name}: unsupported file type .{safe_name(ext, 20)}; supported: {', '.join(sorted(SUPPORTED_EXTS))}"
         )
-    if st.st_size == 0:
+    if size == 0:
         raise MediaError(f"{name}: file is empty (0 bytes)")
-    if max_bytes is not None and st.st_size > max_bytes:
-        raise MediaError(f"{name}: file is {st.st_size} bytes, above the limit of {max_bytes} bytes")
+    if max_bytes is not None and size > max_bytes:
+        raise MediaError(f"{name}: file is {size} bytes, above the limit of {max_bytes} bytes")
+    return kind
+
+
+def judge(path: Path, name: str | None = None, max_bytes: int | None = None) -> os.stat_result:
+    """The checks that need no reading: never following a link, a regular file, a name with a
+    stem, a supported type, not empty and not above `max_bytes`. Raises MediaError naming the
+    file and the reason (so a refused file is never copied anywhere); returns its lstat."""
+    name = name or safe_name(path.name)
+    st = check_file(path, name)
+    check_media(path.name, st.st_size, name, max_bytes)
     return st
 
 

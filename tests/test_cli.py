@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,9 @@ def test_init_is_idempotent(run, home: Path) -> None:
 def test_ingest_wait_search_json_and_consent(run, home: Path) -> None:
     assert run("init").exit_code == 0
     result = run("ingest", str(FIXTURES / "groceries.ogg"), str(FIXTURES / "migration.wav"), str(FIXTURES / "unknown.xyz"), "--wait", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, "a refused input is a user error: " + result.output
     states = {s["title"]: s["state"] for s in json.loads(result.stdout)["sources"]}
-    assert states == {"groceries.ogg": "searchable", "migration.wav": "awaiting_consent", "unknown.xyz": "quarantined"}
+    assert states == {"groceries.ogg": "searchable", "migration.wav": "awaiting_consent", "unknown.xyz": "refused"}
 
     found = run("search", "dentist visit", "-k", "2", "--json")
     assert found.exit_code == 0, found.output
@@ -64,9 +65,9 @@ def test_ingest_wait_search_json_and_consent(run, home: Path) -> None:
         assert hit["title"] == "migration.wav", mode
 
     status = json.loads(run("status", "--json").stdout)["sources"]
-    assert {s["title"]: s["state"] for s in status} == {
-        "groceries.ogg": "searchable", "migration.wav": "searchable", "unknown.xyz": "quarantined"
-    }
+    assert {s["title"]: s["state"] for s in status} == {"groceries.ogg": "searchable", "migration.wav": "searchable"}, (
+        "a refused input was never copied, so it is not in quarantine either"
+    )
 
 
 @pytest.mark.parametrize(
@@ -132,3 +133,140 @@ def test_bad_input_is_handled_and_a_system_failure_exits_2(run, home: Path, tmp_
     (again,) = json.loads(retried.stdout)["sources"]
     assert again["source_key"] == failed["source_key"]
     assert again["state"] == "failed" and "no speech recognised" in again["why"], "now judged on its content"
+
+
+# ---- every path is reported; refused input exits 1 ---------------------------------------------
+def _doc(path: Path, text: str, grant: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if grant:
+        (path.parent / (path.name + ".consent.json")).write_text('{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    return path
+
+
+def test_same_names_and_more_paths_than_a_tick_are_all_ingested(run, home: Path, tmp_path: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "grace.toml").write_text("max_files_per_tick = 1\n")
+    paths = [
+        _doc(tmp_path / "a" / "notes.md", "# A\n\nApples in the orchard.\n"),
+        _doc(tmp_path / "b" / "notes.md", "# B\n\nBananas on the boat.\n"),
+        _doc(tmp_path / "c.md", "# C\n\nCherries in the cellar.\n"),
+    ]
+    result = run("ingest", *map(str, paths), "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    sources = json.loads(result.stdout)["sources"]
+    assert [s["path"] for s in sources] == [str(p) for p in paths]
+    assert [s["title"] for s in sources] == ["notes.md", "notes-2.md", "c.md"], "the second notes.md is not lost"
+    assert [s["state"] for s in sources] == ["awaiting_consent"] * 3
+    assert len({s["source_key"] for s in sources}) == 3
+    assert list((home / "inbox").iterdir()) == []
+
+
+def test_a_missing_path_or_a_directory_does_not_abort_the_batch(run, home: Path, tmp_path: Path) -> None:
+    good = _doc(tmp_path / "first.md", "# First\n")
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    result = run("ingest", str(good), str(tmp_path / "gone.md"), str(folder), "--json")
+    assert result.exit_code == 1, result.output
+    first, gone, directory = json.loads(result.stdout)["sources"]
+    assert first["state"] == "processing" and (home / "inbox" / "first.md").read_text() == "# First\n"
+    assert gone["state"] == "refused" and gone["why"] == f"{tmp_path / 'gone.md'}: no such file"
+    assert directory["state"] == "refused" and "is a directory" in directory["why"]
+
+
+def test_a_symlink_is_refused_and_never_followed(run, home: Path, tmp_path: Path) -> None:
+    secret = _doc(tmp_path / "private" / "passwd.md", "root:x:0:0:root:/root:/bin/bash\n")
+    link = tmp_path / "innocent.md"
+    link.symlink_to(secret)
+    result = run("ingest", str(link), "--wait", "--json")
+    assert result.exit_code == 1, result.output
+    (source,) = json.loads(result.stdout)["sources"]
+    assert source["state"] == "refused"
+    assert source["why"] == f"{link}: is a symbolic link; links are never followed (give the file itself)"
+    assert list((home / "inbox").iterdir()) == [] and list((home / "quarantine").iterdir()) == []
+    assert json.loads(run("status", "--json").stdout)["sources"] == []
+
+
+def test_size_type_and_name_are_judged_before_copying(run, home: Path, tmp_path: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "grace.toml").write_text(f"max_file_bytes = {1024 * 1024}\n")
+    big = tmp_path / "huge.wav"
+    with big.open("wb") as handle:
+        handle.truncate(256 * 1024 * 1024)  # sparse: nothing is written, but it is 256 MiB
+    draft = _doc(tmp_path / "~draft.md", "# an editor's temporary copy\n")
+    started = time.perf_counter()
+    result = run("ingest", str(big), str(draft), str(tmp_path / "...md"), "--wait", "--json")
+    assert time.perf_counter() - started < 30
+    assert result.exit_code == 1, result.output
+    huge, temporary, dots = json.loads(result.stdout)["sources"]
+    assert huge["state"] == "refused" and huge["why"] == f"{big}: file is {256 * 1024 * 1024} bytes, above the limit of 1048576 bytes"
+    assert temporary["state"] == "ignored" and "editor temporary or lock file" in temporary["why"]
+    assert dots["state"] == "refused" and "no such file" in dots["why"]
+    (tmp_path / "...md").write_text("# dots\n")
+    again = json.loads(run("ingest", str(tmp_path / "...md"), "--json").stdout)["sources"][0]
+    assert again["state"] == "refused" and again["why"].endswith("...md: no file name before the extension .md")
+    assert list((home / "inbox").iterdir()) == [], "nothing refused is copied into the inbox"
+    assert list((home / "quarantine").iterdir()) == [], "nor into quarantine: the user still has the file"
+
+
+def test_sources_registered_by_another_process_are_reported(run, home: Path, tmp_path: Path, monkeypatch) -> None:
+    from grace_pipelines import api
+    from grace_pipelines.settings import load_settings
+    from grace_pipelines.state import StateDB
+
+    waiting = _doc(tmp_path / "waiting.md", "# Waiting\n\nRegistered by the daemon first.\n")
+    taken = _doc(tmp_path / "taken.md", "# Taken\n\nAlready moved out of the inbox by the daemon.\n")
+    real_scan = api.scan_inbox
+
+    def racing_scan(settings, db, *args, **kwargs):
+        # the daemon's inbox sensor ticks between the copy and this command's own scan
+        other = StateDB(load_settings(home=home).state_url)
+        real_scan(settings, other, None, settle_seconds=0)
+        row = next(r for r in other.list_sources() if r.title == "taken.md")
+        Path(row.inbox_path).unlink()  # and its run already stored it
+        other.update_source(row.key, inbox_path=None, stage="stored")
+        return real_scan(settings, db, *args, **kwargs)
+
+    monkeypatch.setattr(api, "scan_inbox", racing_scan)
+    result = run("ingest", str(waiting), str(taken), "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    sources = json.loads(result.stdout)["sources"]
+    assert [s["title"] for s in sources] == ["waiting.md", "taken.md"], "none is left out"
+    for source in sources:
+        assert source["source_key"] and source["state"] == "processing"
+        assert source["why"].startswith("already registered by another process; "), source["why"]
+
+
+def test_printed_grant_commands_are_safe_to_paste(run, home: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    party = "x; touch PWNED_$(id -u)"
+    note = _doc(tmp_path / "meeting.md", "# Meeting\n\nWe met.\n")
+    (tmp_path / "meeting.md.consent.json").write_text(json.dumps({"participants": ["me", party]}))
+    result = run("ingest", str(note), "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    (source,) = json.loads(result.stdout)["sources"]
+    assert source["state"] == "awaiting_consent"
+    items = json.loads(run("consent", "list", "--pending", "--json").stdout)["consent"]
+    commands = [c for item in items for c in item["commands"]]
+    status_why = json.loads(run("status", "--json").stdout)["sources"][0]["why"]
+    hostile = [c for c in commands if "PWNED" in c]
+    assert len(hostile) == 2 and all(c in status_why for c in commands)
+
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "grace").write_text('#!/bin/sh\nprintf \'%s\\0\' "$@" > "$ARGS_OUT"\n')
+    (stub / "grace").chmod(0o755)
+    workdir = tmp_path / "paste-here"
+    workdir.mkdir()
+    for command in hostile:
+        out = tmp_path / "args.bin"
+        env = {**os.environ, "PATH": f"{stub}:{os.environ['PATH']}", "ARGS_OUT": str(out)}
+        subprocess.run(["bash", "-c", command], cwd=workdir, env=env, check=True)
+        args = out.read_bytes().split(b"\0")[:-1]
+        assert [a.decode() for a in args[:4]] == ["consent", "grant", source["source_key"], "--party"]
+        assert args[4].decode() == party, "the party arrives as one argument"
+        assert args[5].decode() == "--scope" and len(args) == 7
+    assert list(workdir.iterdir()) == [], "pasting the command ran nothing"
+    assert not list(tmp_path.rglob("PWNED*"))

@@ -133,3 +133,70 @@ def test_bad_ttl_is_a_clear_error(text: str) -> None:
 
     with pytest.raises(ConsentError, match="invalid duration"):
         parse_ttl(text)
+
+
+def test_grant_commands_are_shell_quoted() -> None:
+    import shlex
+
+    from grace_pipelines.consent import grant_command
+
+    party = "x; touch PWNED_$(id -u)"
+    command = grant_command("abc123", party, "index")
+    assert command == "grace consent grant abc123 --party 'x; touch PWNED_$(id -u)' --scope index"
+    assert shlex.split(command) == ["grace", "consent", "grant", "abc123", "--party", party, "--scope", "index"]
+    for odd in ("it's me", "-rf", "a\nb", "$HOME", "`id`", "priya"):
+        assert shlex.split(grant_command("k", odd, "all"))[5] == odd
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (json.dumps({"participants": [f"p{i}" for i in range(150)]}).encode(), "150 names, at most 100 are allowed"),
+        (json.dumps({"participants": [f"person number {i}" for i in range(60_000)]}).encode(), "a sidecar is at most"),
+        (b"[" * 100_000, "nested too deeply"),
+        (json.dumps({"participants": [1] * 50}).encode(), "and 45 more problems"),
+        (json.dumps({"participants": ["me", "bad\nname"]}).encode(), "control or invisible characters"),
+        (json.dumps({"participants": ["me", "x" * 500]}).encode(), "longer than 200 characters"),
+        (json.dumps({"participants": ["me"], "grants": [{"party": "me", "scopes": ["index"]}] * 300}).encode(), "grants"),
+    ],
+)
+def test_hostile_sidecars_get_a_short_clear_error(raw: bytes, needle: str) -> None:
+    with pytest.raises(ConsentError) as err:
+        parse_sidecar(raw, name="talk.m4a.consent.json", owner="me")
+    message = str(err.value)
+    assert "talk.m4a.consent.json" in message and needle in message
+    assert len(message) < 1000
+
+
+def test_a_kill_between_registration_and_the_policy_grant_does_not_lose_the_grant(tmp_path) -> None:
+    """The registration committed, the process died before the policy grants: the next scan of
+    the same file (the inbox copy is still there) records them, once."""
+    import os
+    import time
+    from pathlib import Path
+
+    from grace_pipelines.dispatcher import plan
+    from grace_pipelines.inbox import scan_inbox, sha256_file
+    from grace_pipelines.settings import load_settings
+    from grace_pipelines.state import StateDB, utcnow
+
+    (tmp_path / "grace.toml").write_text('[[consent_policy]]\nname = "own-voice-notes"\norigins = ["voice_note"]\n')
+    settings = load_settings(home=tmp_path, settle_seconds=0)
+    settings.ensure_dirs()
+    wav = settings.inbox / "migration.wav"
+    wav.write_bytes((Path(__file__).parent / "fixtures" / "migration.wav").read_bytes())
+    past = time.time() - 5
+    os.utime(wav, (past, past))
+    db = StateDB(settings.state_url)
+    digest = sha256_file(wav)
+    now = utcnow()
+    db.register_source(  # what the killed process committed, and nothing after it
+        key=digest[:16], sha256=digest, filename=wav.name, title=wav.name, kind="audio", ext="wav", origin="voice_note",
+        size=wav.stat().st_size, duration_s=15.6, participants=["me"], inbox_path=str(wav), dropped_at=now,
+        **plan(settings, kind="audio", size=wav.stat().st_size, duration_s=15.6, origin="voice_note", dropped_at=now),
+    )
+    assert db.consent_rows(source_key=digest[:16]) == []
+    scan_inbox(settings, db, only={wav}, settle_seconds=0)
+    scan_inbox(settings, db, only={wav}, settle_seconds=0)
+    rows = db.consent_rows(source_key=digest[:16])
+    assert sorted((r["scope"], r["method"]) for r in rows) == [("index", "policy"), ("transcribe", "policy")]

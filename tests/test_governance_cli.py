@@ -27,8 +27,8 @@ def run(home: Path):
 
 def test_keys_rotate_status_verify_and_audit_trail(run, home: Path) -> None:
     assert run("init").exit_code == 0
-    ingest = run("ingest", str(FIXTURES / "groceries.ogg"), str(FIXTURES / "unknown.xyz"), "--wait", "--json")
-    assert ingest.exit_code == 0, ingest.output
+    ingest = run("ingest", str(FIXTURES / "groceries.ogg"), str(FIXTURES / "corrupt.mp3"), "--wait", "--json")
+    assert ingest.exit_code == 1, ingest.output  # corrupt.mp3 is quarantined: exit 1
     before = json.loads(run("keys", "status", "--json").stdout)["keys"]
     (old,) = [k for k in before["keys"] if k["state"] == "active"]
     assert old["blobs"] >= 4  # original, transcript, chunks, text key

@@ -193,3 +193,96 @@ def test_a_file_named_like_a_credential_is_quarantined_without_leaking(setup) ->
     entry = AuditLog(db).tail(1)[0]
     assert entry.action == "quarantine" and entry.subject == "(redacted)"
     assert "ABCDEFGHIJKLMNOP" not in str(entry.to_dict())
+
+
+def test_an_overlong_name_does_not_stop_the_inbox(setup) -> None:
+    settings, _defs, driver, db = setup
+    long_name = "meeting notes " + "x" * 236 + ".md"  # 253 bytes: NAME.consent.json cannot exist
+    _drop(settings.inbox, long_name, data=b"# Long\n\nA note with a very long name.\n")
+    _drop(settings.inbox, "standup.mp3")
+    result = driver.tick("inbox_sensor")  # must not raise (ENAMETOOLONG on the sidecar probe)
+    titles = sorted(db.get_source(r.partition_key).title for r in result.run_requests)
+    assert len(titles) == 2 and titles[1] == "standup.mp3"
+    assert titles[0].startswith("meeting notes xxx") and titles[0].endswith("~.md") and len(titles[0]) <= 120
+
+
+def test_an_unexpected_error_quarantines_only_that_file(setup, monkeypatch) -> None:
+    from grace_pipelines import inbox
+
+    settings, _defs, driver, db = setup
+    real_probe = inbox.probe
+
+    def flaky_probe(path, *args, **kwargs):
+        if path.name == "project_notes.md":
+            raise RuntimeError("the probe fell over")
+        return real_probe(path, *args, **kwargs)
+
+    monkeypatch.setattr(inbox, "probe", flaky_probe)
+    _drop(settings.inbox, "project_notes.md")
+    _drop(settings.inbox, "standup.mp3")
+    result = driver.tick("inbox_sensor")
+    assert [db.get_source(r.partition_key).title for r in result.run_requests] == ["standup.mp3"]
+    (q,) = db.list_quarantine()
+    assert q["filename"] == "project_notes.md"
+    assert q["reason"] == "project_notes.md: could not be judged (RuntimeError: the probe fell over)"
+    assert next(settings.quarantine.glob("*-project_notes.md.reason.txt")).is_file()
+
+
+def test_links_in_the_inbox_are_quarantined_never_followed(setup, tmp_path: Path) -> None:
+    settings, _defs, driver, db = setup
+    secret = tmp_path / "secret.md"
+    secret.write_text("# Secret\n\nnever to be read\n")
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    (settings.inbox / "passwd.md").symlink_to("/etc/passwd")
+    (settings.inbox / "dangling.wav").symlink_to(tmp_path / "nothing-here.wav")
+    _drop(settings.inbox, "groceries.ogg")
+    (settings.inbox / "groceries.ogg.consent.json").symlink_to(secret)  # a link as its sidecar
+    _drop(settings.inbox, "standup.mp3")
+    for name in ("passwd.md", "dangling.wav", "groceries.ogg.consent.json"):
+        os.utime(settings.inbox / name, (time.time() - 30,) * 2, follow_symlinks=False)
+    result = driver.tick("inbox_sensor")
+    assert [db.get_source(r.partition_key).title for r in result.run_requests] == ["standup.mp3"]
+    reasons = {q["filename"]: q["reason"] for q in db.list_quarantine()}
+    assert set(reasons) == {"passwd.md", "dangling.wav", "groceries.ogg"}
+    assert "passwd.md: is a symbolic link; links are never followed" in reasons["passwd.md"]
+    assert "dangling.wav: is a symbolic link" in reasons["dangling.wav"]
+    assert "groceries.ogg.consent.json' is a symbolic link" in reasons["groceries.ogg"]
+    moved = {p.name: p for p in settings.quarantine.iterdir()}
+    assert any(n.endswith("-passwd.md") and moved[n].is_symlink() for n in moved), "moved as a link"
+    assert any(n.endswith("-groceries.ogg.consent.json") and moved[n].is_symlink() for n in moved)
+    assert sum(n.endswith(".reason.txt") for n in moved) == 3
+    assert secret.read_text().startswith("# Secret") and [p.name for p in settings.inbox.iterdir()] == ["standup.mp3"]
+    assert driver.tick("inbox_sensor").run_requests == [], "reported once, not every tick"
+
+
+def test_an_orphan_sidecar_is_quarantined_after_a_while(setup) -> None:
+    from grace_pipelines.inbox import ORPHAN_SIDECAR_AFTER_S
+
+    settings, _defs, driver, db = setup
+    sidecar = _drop(settings.inbox, "lost.mp3.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    driver.tick("inbox_sensor")
+    assert sidecar.exists() and db.list_quarantine() == [], "its media may still be on its way"
+    _age(sidecar, ORPHAN_SIDECAR_AFTER_S + 1)
+    driver.tick("inbox_sensor")
+    (q,) = db.list_quarantine()
+    assert q["filename"] == "lost.mp3.consent.json" and "orphan consent sidecar: no media file lost.mp3" in q["reason"]
+    assert not sidecar.exists() and next(settings.quarantine.glob("*-lost.mp3.consent.json.reason.txt")).is_file()
+
+
+def test_a_late_sidecar_never_applies_to_another_source_by_key_prefix(setup) -> None:
+    settings, _defs, driver, db = setup
+    _drop(settings.inbox, "migration.wav")
+    (request,) = driver.tick("inbox_sensor").run_requests
+    prefix = request.partition_key[:6]
+    _drop(settings.inbox, f"{prefix}.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    driver.tick("inbox_sensor")
+    assert db.consent_rows(source_key=request.partition_key) == []
+
+
+def test_every_file_beyond_the_tick_cap_is_handled_when_asked_for(home: Path) -> None:
+    settings = load_settings(home=home, settle_seconds=0.0, max_files_per_tick=2)
+    settings.ensure_dirs()
+    db = StateDB(settings.state_url)
+    paths = {_drop(settings.inbox, f"note-{i}.txt", data=f"note {i}\n".encode()) for i in range(5)}
+    result = scan_inbox(settings, db, only=paths)
+    assert len(result.new) == 5 and set(result.outcomes) == {str(p) for p in paths}
