@@ -68,6 +68,23 @@ class GraceSettings(BaseSettings):
     )
     settle_seconds: float = Field(1.0, ge=0.0, description="A file must be unchanged this long.")
     max_file_bytes: int = Field(4 * 1024**3, ge=1)
+    # document extraction budgets (defaults equal grace_pipelines/text/budget.py's, which says why)
+    extract_max_bytes: int = Field(
+        50 * 1024**2, ge=1024,
+        description="Most bytes a document may expand to: a DOCX's XML (from its zip directory), a text "
+        "or Markdown file, the text extracted from any document.",
+    )
+    extract_max_ratio: float = Field(
+        100.0, ge=2.0, description="Highest compression ratio of a DOCX zip member (or the package) above 1 MiB."
+    )
+    extract_html_max_bytes: int = Field(5 * 1024**2, ge=1024, description="Largest HTML page given to trafilatura.")
+    extract_html_max_depth: int = Field(200, ge=16, le=10_000, description="Deepest element nesting of an HTML page.")
+    extract_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="Wall-clock limit of one document's extraction (it holds the transcription slot)."
+    )
+    extract_max_memory_mb: int = Field(
+        1024, ge=64, description="Memory one document's extraction may add (RLIMIT_AS of its child process)."
+    )
     max_files_per_tick: int = Field(500, ge=1)
 
     # engines

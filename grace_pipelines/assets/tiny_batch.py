@@ -17,7 +17,7 @@ from grace_pipelines.assets.chunks import make_chunks
 from grace_pipelines.assets.embeddings import embedding_rows, mark_searchable
 from grace_pipelines.assets.source import store_source
 from grace_pipelines.assets.transcript import make_transcript
-from grace_pipelines.resources import BlobStore, Embedder, StateResource, Transcriber, VectorStore
+from grace_pipelines.resources import BlobStore, Embedder, Extraction, StateResource, Transcriber, VectorStore
 from grace_pipelines.resources.transcriber import EngineUnavailable
 
 
@@ -43,6 +43,7 @@ def ingest_batch(
     vector_store: VectorStore,
     blob_store: BlobStore,
     state: StateResource,
+    extraction: Extraction,
 ):
     """Take each key of the batch through the four stages, reporting per-key materializations
     and consent checks."""
@@ -62,7 +63,7 @@ def ingest_batch(
             if not check.passed:
                 held += 1
                 continue  # waits for consent; consent_sensor launches it once granted
-            metadata, check = make_transcript(key, transcriber, blob_store, db, context.log)
+            metadata, check = make_transcript(key, transcriber, blob_store, db, context.log, budget=extraction.budget())
             yield dg.AssetMaterialization("transcript", partition=key, metadata=metadata)
             yield _evaluation(check, "transcript", key)
             if not check.passed:

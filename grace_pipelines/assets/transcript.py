@@ -17,11 +17,11 @@ from grace_pipelines.assets.consent_gate import (
 )
 from grace_pipelines.assets.source import ORIGINAL, source
 from grace_pipelines.media import MediaError
-from grace_pipelines.text.extract import NoTextLayer, extract
 from grace_pipelines.partitions import sources_partitions
-from grace_pipelines.resources import BlobStore, StateResource, Transcriber
+from grace_pipelines.resources import BlobStore, Extraction, StateResource, Transcriber
 from grace_pipelines.resources.transcriber import EngineUnavailable, TranscriptionError
 from grace_pipelines.state import StateDB
+from grace_pipelines.text.extract import ExtractBudget, NoTextLayer, extract
 
 TRANSCRIPT = "transcript.json"
 
@@ -40,15 +40,17 @@ TRANSCRIPT = "transcript.json"
     ],
 )
 def transcript(
-    context: dg.AssetExecutionContext, transcriber: Transcriber, blob_store: BlobStore, state: StateResource
+    context: dg.AssetExecutionContext, transcriber: Transcriber, blob_store: BlobStore, state: StateResource,
+    extraction: Extraction,
 ) -> dg.MaterializeResult:
     """Timed segments of speech for audio/video, or the text of a document."""
-    metadata, check = make_transcript(context.partition_key, transcriber, blob_store, state.db(), context.log)
+    metadata, check = make_transcript(context.partition_key, transcriber, blob_store, state.db(), context.log,
+                                      budget=extraction.budget())
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
 def make_transcript(
-    key: str, transcriber: Transcriber, blob_store: BlobStore, db: StateDB, log: Any
+    key: str, transcriber: Transcriber, blob_store: BlobStore, db: StateDB, log: Any, budget: ExtractBudget | None = None,
 ) -> tuple[dict[str, Any], dg.AssetCheckResult]:
     """The stage itself, for one source (a single run's asset and a batch run both call it)."""
     row = load_row(db, key)
@@ -57,7 +59,9 @@ def make_transcript(
     metadata: dict[str, object] = {"kind": row.kind}
     try:
         if row.kind == "document":
-            doc = extract(data, row.ext, row.title)
+            # size/time/memory budgets (the `extraction` resource); an overrun is a MediaError
+            # naming the file and the limit, so the source fails as below
+            doc = extract(data, row.ext, row.title, budget=budget or ExtractBudget())
             payload = {
                 "kind": "document",
                 "format": doc.kind_label,

@@ -15,12 +15,13 @@ import dagster as dg
 from grace_pipelines.resources.alerts import Alerts
 from grace_pipelines.resources.blob_store import BlobStore
 from grace_pipelines.resources.embedder import MINILM_NAME, Embedder
+from grace_pipelines.resources.extraction import Extraction
 from grace_pipelines.resources.state import StateResource
 from grace_pipelines.resources.transcriber import Transcriber
 from grace_pipelines.resources.vector_store import VectorStore, table_name_for
 from grace_pipelines.settings import GraceSettings, SettingsError
 
-__all__ = ["Alerts", "BlobStore", "Embedder", "StateResource", "Transcriber", "VectorStore", "build_resources"]
+__all__ = ["Alerts", "BlobStore", "Embedder", "Extraction", "StateResource", "Transcriber", "VectorStore", "build_resources"]
 
 
 def _api_key(settings: GraceSettings, needed: bool) -> Any:
@@ -78,5 +79,10 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
         ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url),
+        "extraction": Extraction(
+            max_bytes=settings.extract_max_bytes, max_ratio=settings.extract_max_ratio,
+            html_max_bytes=settings.extract_html_max_bytes, html_max_depth=settings.extract_html_max_depth,
+            timeout_s=settings.extract_timeout_s, max_memory_mb=settings.extract_max_memory_mb,
+        ),
         "alerts": Alerts(webhook_url=_webhook(settings)),
     }

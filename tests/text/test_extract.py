@@ -4,6 +4,10 @@ fixtures from tests/fixtures/docs/make_docs.py."""
 from __future__ import annotations
 
 import io
+import logging
+import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 
 from grace_pipelines.media import MediaError
 from grace_pipelines.text.extract import (
+    ExtractBudget,
     Extracted,
     NoTextLayer,
     Section,
@@ -94,7 +99,68 @@ def test_truncated_pdf_is_a_media_error():
     assert "cut.pdf" in str(info.value)
 
 
+# pypdf reports damage through its logger; with no handler configured Python's last-resort
+# handler printed "EOF marker not found" straight to the terminal.
+PDF_STDERR_PROBE = """
+import sys
+import lancedb  # its at-fork hook warns in the extraction child
+from pathlib import Path
+from grace_pipelines.media import MediaError
+from grace_pipelines.text.extract import ExtractBudget, extract
+data = Path(sys.argv[1]).read_bytes()
+for isolate in (True, False):
+    for cut in (len(data) - 10, 300):
+        try:
+            extract(data[:cut], "pdf", "cut.pdf", ExtractBudget(isolate=isolate))
+        except MediaError as exc:
+            print(exc)
+"""
+
+
+def test_damaged_pdf_warnings_do_not_leak_to_stderr():
+    proc = subprocess.run(
+        [sys.executable, "-c", PDF_STDERR_PROBE, str(DOCS / "kettle_guide.pdf")],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4, proc.stdout
+    for line in lines:  # still a clear failure naming the file, with what pypdf noticed
+        assert line.startswith("cut.pdf: not a readable PDF ("), line
+        assert "; pypdf: " in line and "EOF marker not found" in line, line
+
+
+def test_pypdf_records_stay_out_of_the_root_logger():
+    seen: list[logging.LogRecord] = []
+
+    class Root(logging.Handler):  # not caplog: pytest also hooks non-propagating loggers
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Root(logging.DEBUG)
+    logging.root.addHandler(handler)
+    try:
+        data = (DOCS / "kettle_guide.pdf").read_bytes()[:300]
+        for isolate in (True, False):
+            with pytest.raises(MediaError, match="^cut.pdf: not a readable PDF.*EOF marker not found"):
+                extract(data, "pdf", "cut.pdf", ExtractBudget(isolate=isolate))
+    finally:
+        logging.root.removeHandler(handler)
+    assert not [r for r in seen if r.name.startswith("pypdf")]
+
+
 # ------------------------------------------------------------------------------------ HTML
+
+
+def test_lxml_html_clean_is_a_direct_dependency():
+    """trafilatura needs lxml[html_clean]; pip 23.2 (a new Python 3.11 venv's) does not resolve
+    that extra of lxml 6.1, and every HTML extraction then failed with ImportError."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert any(re.match(r"lxml[_-]html[_-]clean\b", d, re.IGNORECASE) for d in deps), deps
+    import lxml.html.clean  # noqa: F401 - what trafilatura imports
 
 
 NAV_AND_BOILERPLATE = [
