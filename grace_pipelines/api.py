@@ -158,7 +158,7 @@ class Grace:
         self.settings: GraceSettings = load_settings(**overrides)
         self._instance = instance
         self.settings.ensure_dirs()
-        self.db = StateDB(self.settings.state_url)
+        self.db = StateDB(self.settings.state_url, keys_dir=str(self.settings.keys_dir))
 
     # ---- setup ----------------------------------------------------------------------------
     def init(self) -> Path:
@@ -404,14 +404,7 @@ class Grace:
         row = self.db.get_source(key)
         if row is None or row.stage in ("awaiting_consent", "failed", "no_text_layer"):
             return
-        messages = []
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                error = event.step_failure_data.error
-                while error.cause is not None:  # Dagster wraps the user error; show the root
-                    error = error.cause
-                messages.append(error.message.strip().splitlines()[0])
-        detail = messages[0] if messages else "the run failed"
+        detail = _failure_message(result) or "the run failed"
         self.db.set_stage(key, "failed", reason=f"{SYSTEM_FAILURE}: {detail[:300]}")
 
     def _run_config(self) -> dict[str, Any]:
@@ -773,8 +766,9 @@ class Grace:
                 instance=instance, tags={"grace/trigger": "cli", **run_tags()}, raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
             )
-            if not result.success:
-                raise RuntimeError(f"key rotation failed (run {result.run_id}); the next rotation resumes it")
+            if not result.success:  # the step's own message names the blobs that do not open
+                detail = _failure_message(result) or "see the run in the Dagster UI"
+                raise RuntimeError(f"key rotation failed (run {result.run_id[:8]}): {detail[:1000]}")
             event = instance.get_latest_materialization_event(dg.AssetKey("keyring"))
         return event.asset_materialization.metadata["report"].value  # type: ignore[union-attr,return-value]
 
@@ -893,6 +887,17 @@ def _status(row: SourceRow) -> SourceStatus:
     else:
         state, why = "processing", f"at stage {stage}"
     return SourceStatus(row.key, row.title, row.kind, row.origin, state, why)
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str | None:
+    """The first line of the root error of a failed step (Dagster wraps the user's error)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return error.message.strip().splitlines()[0]
+    return None
 
 
 def _atomic_copy(

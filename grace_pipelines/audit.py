@@ -301,11 +301,17 @@ def _self_hash(e: AuditEntry, seq: int | None = None, prev_hash: str | None = No
 class AuditLog:
     """The audit log of one state database. ``AuditLog(url)`` or ``AuditLog(state_db)``."""
 
-    def __init__(self, db: str | StateDB | Engine) -> None:
+    def __init__(self, db: str | StateDB | Engine, anchor: Any | None = None) -> None:
+        """`anchor`: an `audit_anchor.AuditAnchor`; a StateDB that knows its keys folder gives one."""
         if isinstance(db, str):
             db = StateDB(db)
+        if anchor is None and isinstance(db, StateDB) and db.keys_dir:
+            from grace_pipelines.audit_anchor import AuditAnchor
+
+            anchor = AuditAnchor(db.keys_dir)
         self.engine: Engine = db if isinstance(db, Engine) else db.engine
         self.dialect = self.engine.dialect.name
+        self.anchor = anchor
 
     # ---- writing ----------------------------------------------------------------------------
     @contextmanager
@@ -373,6 +379,8 @@ class AuditLog:
                         )
                     )
                     row_id = int(result.inserted_primary_key[0])
+                if self.anchor is not None:
+                    self.anchor.advance(seq, digest)  # after the commit: the anchor never points past the log
                 return AuditEntry(row_id, seq, at, actor, action, subject, body, prev, digest)
             except sa.exc.IntegrityError:  # lost a race the lock should have prevented: retry
                 if attempt == 4:
@@ -411,6 +419,13 @@ class AuditLog:
         start = time.perf_counter()
         rows = self.entries()
         problems = diagnose(rows)
+        if anchor is None and self.anchor is not None:
+            from grace_pipelines.audit_anchor import AnchorError
+
+            try:
+                anchor = self.anchor.read()
+            except AnchorError as exc:
+                problems.append(AuditProblem(None, "edited", str(exc)))
         if anchor is not None:
             problems.extend(_check_anchor(rows, anchor))
         problems.sort(key=lambda p: (p.seq if p.seq is not None else 0, PROBLEM_KINDS.index(p.kind)))

@@ -232,8 +232,10 @@ def dispose_engine(url: str) -> None:
 class StateDB:
     """Typed access to the state tables. Cheap to construct; engines are shared."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keys_dir: str | None = None) -> None:
+        """`keys_dir`: GRACE_HOME's keys folder, where the audit log's anchor lives (audit_anchor)."""
         self.url = url
+        self.keys_dir = keys_dir
         self.engine = engine_for(url)
 
     @contextmanager

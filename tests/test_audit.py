@@ -393,3 +393,32 @@ def test_secret_names_and_counts_are_fine(log: AuditLog) -> None:
     with pytest.raises(AuditSecretError):
         log.append("cli", "vault.use", "sk-proj-hunter2hunter2hunter2hunter2")
     assert log.verify().ok and log.count() == 1
+
+
+def test_deleting_the_newest_entries_is_detected_by_the_anchor(tmp_path) -> None:
+    """The chain alone cannot tell a truncated log from a shorter one; the keyed anchor in
+    keys/ can. A forged or rolled-back anchor does not verify without the master key."""
+    import json as _json
+
+    import sqlalchemy as _sa
+
+    from grace_pipelines.api import Grace
+    from grace_pipelines.audit import audit_table
+
+    grace = Grace(tmp_path / "grace")
+    grace.init()
+    for i in range(3):
+        grace.db.audit(actor="test", action="purge", subject=f"{i:016x}", details={"n": i})
+    assert grace.audit_verify()["ok"]
+    anchor_file = grace.settings.keys_dir / "audit.anchor"
+    assert (anchor_file.stat().st_mode & 0o777) == 0o600
+    assert _json.loads(anchor_file.read_text())["seq"] == 3
+    with grace.db.begin() as conn:  # someone with write access to the database drops the newest row
+        conn.execute(_sa.delete(audit_table).where(audit_table.c.seq == 3))
+    report = grace.audit_verify()
+    assert not report["ok"] and report["problems"][0]["kind"] == "deleted" and report["problems"][0]["seq"] == 3
+    # rolling the anchor back by hand is caught too
+    data = _json.loads(anchor_file.read_text())
+    anchor_file.write_text(_json.dumps({**data, "seq": 2}))
+    report = grace.audit_verify()
+    assert not report["ok"] and "does not verify" in report["problems"][0]["detail"]

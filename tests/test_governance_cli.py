@@ -73,3 +73,14 @@ def test_keys_verify_names_a_damaged_blob(run, home: Path) -> None:
     result = run("keys", "verify")
     assert result.exit_code == 2
     assert f"{victim.parent.name}/transcript.json" in result.output
+
+
+def test_rotation_over_a_damaged_blob_names_it(run, home: Path) -> None:
+    run("ingest", str(FIXTURES / "groceries.ogg"), "--wait")
+    victim = next((home / "store").glob("*/chunks.json"))
+    data = bytearray(victim.read_bytes())
+    data[-5] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    result = run("keys", "rotate")
+    assert result.exit_code == 2
+    assert f"{victim.parent.name}/chunks.json" in " ".join(result.output.split())

@@ -684,6 +684,14 @@ def open_keyring(keys_dir: Path | str, *, env: Mapping[str, str] | None = None, 
     keys_dir = Path(keys_dir)
     key_file = Path(master_key_file) if master_key_file else keys_dir / MASTER_KEY_FILE
     path = keys_dir / KEYRING_FILE
+    if MasterKey.from_env(env) is None and not key_file.exists() and path.exists():
+        # a keyring without its master key: a new key could never open it, and creating one
+        # (as `create` did) turned "restore your backup" into "wrong master key or tampered file"
+        raise CryptoError(
+            f"master key file {key_file} is missing but the keyring {path} exists: restore "
+            f"{key_file.name} from your backup (or set GRACE_MASTER_KEY); a new key cannot open it",
+            name=str(key_file), reason="missing",
+        )
     if create:
         keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if MasterKey.from_env(env) is None and not key_file.exists():

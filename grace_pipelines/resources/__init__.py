@@ -78,7 +78,7 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
             keyword_weight=settings.keyword_weight,
         ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
-        "state": StateResource(url=settings.state_url),
+        "state": StateResource(url=settings.state_url, keys_dir=str(settings.keys_dir)),
         "extraction": Extraction(
             max_bytes=settings.extract_max_bytes, max_ratio=settings.extract_max_ratio,
             html_max_bytes=settings.extract_html_max_bytes, html_max_depth=settings.extract_html_max_depth,

@@ -12,6 +12,7 @@ class StateResource(dg.ConfigurableResource):
     """SQLAlchemy URL of the app state: SQLite in GRACE_HOME by default, or PostgreSQL."""
 
     url: str = Field(description="SQLAlchemy database URL")
+    keys_dir: str | None = Field(None, description="GRACE_HOME's keys folder (the audit log's anchor)")
 
     def db(self) -> StateDB:
-        return StateDB(self.url)
+        return StateDB(self.url, keys_dir=self.keys_dir)

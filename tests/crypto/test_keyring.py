@@ -243,3 +243,19 @@ def test_derived_subkeys_are_stable_and_purpose_bound(tmp_path: Path) -> None:
         kr.derive_key(b"grace-pipelines/keyring/v1")
     with pytest.raises(ValueError):
         master.derive(b"")
+
+
+def test_a_missing_master_key_beside_an_existing_keyring_is_refused_not_recreated(tmp_path) -> None:
+    import pytest as _pytest
+
+    from grace_pipelines.crypto.envelope import CryptoError
+    from grace_pipelines.crypto.keyring import open_keyring
+
+    keys = tmp_path / "keys"
+    open_keyring(keys, env={}, create=True)
+    (keys / "master.key").unlink()  # lost, or not restored with the rest of a backup
+    for create in (True, False):
+        with _pytest.raises(CryptoError, match="master key file .* is missing but the keyring .* exists: restore") as info:
+            open_keyring(keys, env={}, create=create)
+        assert info.value.reason == "missing"
+    assert not (keys / "master.key").exists()  # nothing silently made in its place
