@@ -64,23 +64,25 @@ def test_keys_rotate_status_verify_and_audit_trail(run, home: Path) -> None:
     assert any(p["seq"] == seq and p["kind"] == "edited" for p in problems), problems
 
 
-def test_keys_verify_names_a_damaged_blob(run, home: Path) -> None:
+def _damage(run, home: Path, blob: str) -> Path:
+    """Ingest a recording and flip one byte of its sealed `blob`."""
     run("ingest", str(FIXTURES / "groceries.ogg"), "--wait")
-    victim = next((home / "store").glob("*/transcript.json"))
+    victim = next((home / "store").glob(f"*/{blob}"))
     data = bytearray(victim.read_bytes())
     data[-5] ^= 0xFF
     victim.write_bytes(bytes(data))
+    return victim
+
+
+def test_keys_verify_names_a_damaged_blob(run, home: Path) -> None:
+    victim = _damage(run, home, "transcript.json")
     result = run("keys", "verify")
     assert result.exit_code == 2
     assert f"{victim.parent.name}/transcript.json" in result.output
 
 
 def test_rotation_over_a_damaged_blob_names_it(run, home: Path) -> None:
-    run("ingest", str(FIXTURES / "groceries.ogg"), "--wait")
-    victim = next((home / "store").glob("*/chunks.json"))
-    data = bytearray(victim.read_bytes())
-    data[-5] ^= 0xFF
-    victim.write_bytes(bytes(data))
+    victim = _damage(run, home, "chunks.json")
     result = run("keys", "rotate")
     assert result.exit_code == 2
     assert f"{victim.parent.name}/chunks.json" in " ".join(result.output.split())

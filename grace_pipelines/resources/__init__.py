@@ -20,6 +20,7 @@ from grace_pipelines.resources.state import StateResource
 from grace_pipelines.resources.transcriber import Transcriber
 from grace_pipelines.resources.vector_store import VectorStore, table_name_for
 from grace_pipelines.settings import GraceSettings, SettingsError
+from grace_pipelines.text.budget import ExtractBudget
 
 __all__ = ["Alerts", "BlobStore", "Embedder", "Extraction", "StateResource", "Transcriber", "VectorStore", "build_resources"]
 
@@ -79,10 +80,6 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
         ),
         "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
         "state": StateResource(url=settings.state_url, keys_dir=str(settings.keys_dir)),
-        "extraction": Extraction(
-            max_bytes=settings.extract_max_bytes, max_ratio=settings.extract_max_ratio,
-            html_max_bytes=settings.extract_html_max_bytes, html_max_depth=settings.extract_html_max_depth,
-            timeout_s=settings.extract_timeout_s, max_memory_mb=settings.extract_max_memory_mb,
-        ),
+        "extraction": Extraction.from_budget(ExtractBudget.from_settings(settings)),
         "alerts": Alerts(webhook_url=_webhook(settings)),
     }

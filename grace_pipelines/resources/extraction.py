@@ -23,6 +23,11 @@ class Extraction(dg.ConfigurableResource):
     timeout_s: float = Field(description="Wall-clock limit of one extraction")
     max_memory_mb: int = Field(description="Memory one extraction may add")
 
+    @classmethod
+    def from_budget(cls, budget: ExtractBudget) -> Extraction:
+        fields = ("max_bytes", "max_ratio", "html_max_bytes", "html_max_depth", "timeout_s", "max_memory_mb")
+        return cls(**{name: getattr(budget, name) for name in fields})
+
     def budget(self) -> ExtractBudget:
         return ExtractBudget(
             max_bytes=self.max_bytes, max_ratio=self.max_ratio, html_max_bytes=self.html_max_bytes,
