@@ -375,7 +375,7 @@ class Grace:
                     self._record_unexpected_failure(key, result)
         return outcome
 
-    def recover(self, *, repair: bool = True, wanted: set[str] | None = None) -> RecoveryReport:
+    def recover(self, *, repair: bool = True, wanted: set[str] | None = None, sweep_temp: bool = False) -> RecoveryReport:
         """Find what killed processes left (dead runs, pool slots, stuck sources, unfinished
         purges, temporary files) and, with `repair`, fix it: mark the runs failed, free the
         slots, finish the purges, resume the sources from their last completed stage (only
@@ -384,7 +384,7 @@ class Grace:
 
         resources = self.defs.resources
         with self.instance() as instance:
-            report = recover(instance, self.settings, self.db, repair=repair, wanted=wanted,
+            report = recover(instance, self.settings, self.db, repair=repair, wanted=wanted, sweep_temp=sweep_temp,
                              blob_store=resources["blob_store"], vector_store=resources["vector_store"])
         if not repair:
             return report
@@ -421,7 +421,7 @@ class Grace:
         temporary files) and what is readable by others under GRACE_HOME; `repair` fixes it all."""
         from grace_pipelines.permissions import loose_paths, tighten
 
-        report = self.recover(repair=repair)
+        report = self.recover(repair=repair, sweep_temp=True)
         loose = loose_paths(self.settings.home, skip=[self.settings.inbox])
         fixed = tighten(p for p, _ in loose) if repair else 0
         if repair:

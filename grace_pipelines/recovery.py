@@ -255,6 +255,7 @@ def _stale_inbox_parts(settings: GraceSettings) -> list[Path]:
 def recover(
     instance: dg.DagsterInstance, settings: GraceSettings, db: StateDB, *, repair: bool = True,
     wanted: set[str] | None = None, blob_store: Any | None = None, vector_store: Any | None = None,
+    sweep_temp: bool = True,
 ) -> RecoveryReport:
     """Find (and with `repair`, fix) what dead processes left. Resuming sources and purges is
     the caller's part (the API runs them, the sensor requests runs): this returns what to do
@@ -293,9 +294,12 @@ def recover(
     if repair:
         for path in _stale_inbox_parts(settings):
             path.unlink(missing_ok=True)
-    if blob_store is not None:
-        temps += [f"store/{t}" for t in (blob_store.remove_temp_files() if repair and quiet else blob_store.temp_files())]
-    if vector_store is not None:
+    # the store and LanceDB folders are walked only when asked (doctor, every few sensor ticks)
+    # or when a run just died: walking them on every command would grow with the library
+    sweep = sweep_temp or bool(dead)
+    if blob_store is not None and sweep:
+        temps += [f"store/{t}" for t in (blob_store.remove_temp_files() if repair else blob_store.temp_files())]
+    if vector_store is not None and sweep:
         lance = vector_store.remove_temp_files() if repair and quiet else vector_store.temp_files()
         temps += [f"lancedb/{t}" for t in lance]
     report.temp_files = temps
