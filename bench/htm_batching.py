@@ -54,7 +54,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 def grace_for(home: Path):
     from grace_pipelines import Grace
-    from grace_pipelines.consent import PolicyRule
+    from grace_pipelines.governance.consent import PolicyRule
 
     grace = Grace(home, consent_policy=[PolicyRule(name="bench", origins=["voice_note"])])
     grace.init()
@@ -152,7 +152,7 @@ def batched(files: list[Path], home: Path) -> dict:
 
 
 def register(grace, files: list[Path]) -> tuple[list[str], float]:
-    from grace_pipelines.inbox import scan_inbox
+    from grace_pipelines.ingest.inbox import scan_inbox
 
     place(files, grace.settings.inbox / "voice_note")
     started = time.perf_counter()

@@ -46,10 +46,11 @@ from _common import emit, note  # noqa: E402
 
 import grace_pipelines.sensors.inbox as sensor_module  # noqa: E402
 from grace_pipelines.definitions import build_definitions  # noqa: E402
-from grace_pipelines.dispatcher import Launch, Ledger  # noqa: E402
-from grace_pipelines.inbox import scan_inbox  # noqa: E402
+from grace_pipelines.db.htm_ledger import Ledger  # noqa: E402
+from grace_pipelines.htm.dispatcher import Launch  # noqa: E402
+from grace_pipelines.ingest.inbox import scan_inbox  # noqa: E402
 from grace_pipelines.settings import load_settings  # noqa: E402
-from grace_pipelines.state import StateDB  # noqa: E402
+from grace_pipelines.db.state import StateDB  # noqa: E402
 
 FILES = 10_000
 TARGET_S = 5.0

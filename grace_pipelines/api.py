@@ -20,15 +20,15 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.consent import (
+from grace_pipelines.governance.consent import (
     MAX_SIDECAR_BYTES,
     ConsentError,
     expand_scope,
     grant_command,
     missing_parties,
 )
-from grace_pipelines.dispatcher import Ledger
-from grace_pipelines.inbox import (
+from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.ingest.inbox import (
     ORIGINS,
     Intake,
     ScanResult,
@@ -36,12 +36,15 @@ from grace_pipelines.inbox import (
     judge_inputs,
     scan_inbox,
 )
-from grace_pipelines.media import SIDECAR_SUFFIX, MediaError, safe_name, safe_text
+from grace_pipelines.ingest.media import SIDECAR_SUFFIX, MediaError, safe_name, safe_text
 from grace_pipelines.resources.blob_store import BlobError, keyring_for, open_text
 from grace_pipelines.text.keywords import blind_tokens
-from grace_pipelines.recovery import RecoveryReport
+from grace_pipelines.runtime.recovery import RecoveryReport
 from grace_pipelines.settings import GraceSettings, load_settings
-from grace_pipelines.state import SourceRow, StateDB, utcnow
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.consent_records import record_consent
 
 def dagster_yaml(settings: GraceSettings) -> str:
     """The Dagster instance config `grace init` writes: SQLite storage under GRACE_HOME, a run
@@ -347,7 +350,7 @@ class Grace:
         progress: Callable[[str, str], None] | None = None,
         tags: dict[str, str] | None = None,
     ) -> dict[str, bool]:
-        from grace_pipelines.recovery import RESUME_SELECTION, run_tags, watching_for_dead_runs
+        from grace_pipelines.runtime.recovery import RESUME_SELECTION, run_tags, watching_for_dead_runs
 
         outcome: dict[str, bool] = {}
         job = self.defs.resolve_job_def("ingest_job")
@@ -380,7 +383,7 @@ class Grace:
         purges, temporary files) and, with `repair`, fix it: mark the runs failed, free the
         slots, finish the purges, resume the sources from their last completed stage (only
         `wanted` ones and those whose run just died or that are stale), remove the temp files."""
-        from grace_pipelines.recovery import recover
+        from grace_pipelines.runtime.recovery import recover
 
         resources = self.defs.resources
         with self.instance() as instance:
@@ -419,7 +422,7 @@ class Grace:
     def doctor(self, *, repair: bool = False) -> dict[str, Any]:
         """What recovery finds (dead runs, leaked pool slots, stuck sources, unfinished purges,
         temporary files) and what is readable by others under GRACE_HOME; `repair` fixes it all."""
-        from grace_pipelines.permissions import loose_paths, tighten
+        from grace_pipelines.stores.permissions import loose_paths, tighten
 
         report = self.recover(repair=repair, sweep_temp=True)
         loose = loose_paths(self.settings.home, skip=[self.settings.inbox])
@@ -520,8 +523,8 @@ class Grace:
         best sentence when `rerank`, and narrow each recording's window to its best sentence."""
         import numpy as np
 
-        from grace_pipelines.ranking import cosine
-        from grace_pipelines.ranking import rerank as rerank_by_sentences
+        from grace_pipelines.search.fusion import cosine
+        from grace_pipelines.search.fusion import rerank as rerank_by_sentences
         from grace_pipelines.text.chunking import sentence_spans
 
         spans: list[list[tuple[int, int, float | None, float | None]]] = []
@@ -568,7 +571,7 @@ class Grace:
     def ask(self, question: str, k: int = 5) -> Any:
         """An answer with [n] citations: from a chat model when one is configured, else
         extractive (labelled); 'nothing found' when no passage is relevant."""
-        from grace_pipelines.answer import NOT_FOUND, Answer, Citation, extractive, generate, passage_scores, relevant
+        from grace_pipelines.search.answer import NOT_FOUND, Answer, Citation, extractive, generate, passage_scores, relevant
 
         results = self.search(question, k=k, mode="hybrid")
         embedder = self.defs.resources["embedder"]
@@ -605,7 +608,8 @@ class Grace:
     def clip(self, citation: str, *, context_s: float = 1.0, source_key: str | None = None) -> tuple[bytes, SourceRow]:
         """The cited window of a recording (plus `context_s` either side) as WAV bytes,
         decoded in memory from the sealed original. Only sources with index consent."""
-        from grace_pipelines.audio.clip import clip_wav, parse_citation
+        from grace_pipelines.audio.clip import clip_wav
+        from grace_pipelines.search.citations import parse_citation
 
         try:
             cited = parse_citation(citation)
@@ -677,7 +681,7 @@ class Grace:
         return self._run_purge(row.key, plan)
 
     def _run_purge(self, key: str, plan: dict[str, Any]) -> dict[str, Any] | None:
-        from grace_pipelines.recovery import run_tags, watching_for_dead_runs
+        from grace_pipelines.runtime.recovery import run_tags, watching_for_dead_runs
 
         job = self.defs.resolve_job_def("purge_job")
         title = (self.db.get_source(key) or SimpleNamespace(title=key)).title
@@ -711,7 +715,8 @@ class Grace:
             raise GraceError(
                 f"{party!r} is not a participant of {row.title} ({', '.join(row.participants)})"
             )
-        ids = self.db.record_consent(
+        ids = record_consent(
+            self.db,
             source_key=row.key, party=party, scope=scope, action=action,
             method="api" if actor is None else "cli", actor=actor or _whoami(), expires_at=expires_at,
         )
@@ -757,7 +762,7 @@ class Grace:
     # ---- keys and audit --------------------------------------------------------------------
     def rotate_keys(self) -> dict[str, Any]:
         """Materialize `keyring` (rotate, re-wrap, verify, retire) on the GRACE_HOME instance."""
-        from grace_pipelines.recovery import run_tags
+        from grace_pipelines.runtime.recovery import run_tags
 
         self.recover()
         job = self.defs.resolve_job_def("key_rotation_job")
@@ -789,17 +794,17 @@ class Grace:
     # ---- vault ----------------------------------------------------------------------------
     @property
     def vault(self) -> Any:
-        from grace_pipelines.vault import Vault
+        from grace_pipelines.governance.vault import Vault
 
         return Vault(self.db, keyring_for(str(self.settings.keys_dir)))
 
     def audit_verify(self) -> dict[str, Any]:
-        from grace_pipelines.audit import AuditLog
+        from grace_pipelines.governance.audit import AuditLog
 
         return AuditLog(self.db).verify().to_dict()
 
     def audit_tail(self, n: int = 20) -> list[dict[str, Any]]:
-        from grace_pipelines.audit import AuditLog
+        from grace_pipelines.governance.audit import AuditLog
 
         return [e.to_dict() for e in AuditLog(self.db).tail(n)]
 
@@ -854,7 +859,7 @@ class Grace:
         from datetime import timedelta
 
         from grace_pipelines.assets.htm_metrics import stage_throughput
-        from grace_pipelines.metrics import htm_report, markdown
+        from grace_pipelines.htm.metrics import htm_report, markdown
 
         now = utcnow()
         with self.instance() as instance:

@@ -28,10 +28,10 @@ from rich.progress import (
 from rich.table import Table
 
 from grace_pipelines.api import SYSTEM_FAILURE, Grace, GraceError
-from grace_pipelines.consent import ConsentError, parse_ttl
-from grace_pipelines.media import safe_text
+from grace_pipelines.governance.consent import ConsentError, parse_ttl
+from grace_pipelines.ingest.media import safe_text
 from grace_pipelines.settings import SettingsError
-from grace_pipelines.state import utcnow
+from grace_pipelines.db.schema import utcnow
 
 app = typer.Typer(help="Grace: recordings and documents become searchable, cited knowledge.", no_args_is_help=True, add_completion=False)
 consent_app = typer.Typer(help="Grant, revoke and list consent.", no_args_is_help=True)
@@ -51,7 +51,7 @@ def _grace(home: Optional[Path]) -> Grace:
 
 
 def _fail(exc: BaseException) -> None:
-    from grace_pipelines.vault import VaultError, VaultRefused
+    from grace_pipelines.governance.vault import VaultError, VaultRefused
 
     if isinstance(exc, (GraceError, ConsentError, SettingsError, VaultError, VaultRefused)):
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
@@ -251,7 +251,7 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Retrieval quality: recall@1, recall@5 and MRR per search mode on an evaluation set."""
-    from grace_pipelines.evaluation import evaluate
+    from grace_pipelines.search.evaluation import evaluate
 
     with _errors():
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,

@@ -36,7 +36,7 @@ from grace_pipelines.sensors import (
     build_sla_sensor,
 )
 from grace_pipelines.settings import GraceSettings, load_settings
-from grace_pipelines.state import utcnow
+from grace_pipelines.db.schema import utcnow
 
 UPSTREAM_CODE_VERSION = "1"  # source, transcript, chunks: bump one when its logic changes
 

@@ -22,7 +22,7 @@ from pydantic_settings import (
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from grace_pipelines.consent import PolicyRule
+from grace_pipelines.governance.consent import PolicyRule
 from grace_pipelines.htm.sizing import SizeThresholds
 from grace_pipelines.htm.sla import SlaTarget, default_targets
 
@@ -116,7 +116,7 @@ class GraceSettings(BaseSettings):
         "OPENAI_API_KEY", description="Name of the environment variable holding the API key."
     )
 
-    # search quality (tuned on tests/eval with `grace eval`; see grace_pipelines/ranking.py)
+    # search quality (tuned on tests/eval with `grace eval`; see grace_pipelines/search/fusion.py)
     search_fusion: Literal["convex", "rrf"] = Field(
         "convex", description="Hybrid fusion: cosine plus a keyword bonus (convex) or reciprocal rank (rrf)."
     )
@@ -250,7 +250,7 @@ class GraceSettings(BaseSettings):
     def ensure_dirs(self) -> None:
         """Create GRACE_HOME's folders, private (0700), and make what this process creates from
         now on private too (umask 077: SQLite, LanceDB and Dagster follow it; see permissions.py)."""
-        from grace_pipelines.permissions import DIR_MODE, secure_umask
+        from grace_pipelines.stores.permissions import DIR_MODE, secure_umask
 
         secure_umask()
         for path in (self.home, self.inbox, self.store, self.lancedb, self.quarantine):

@@ -76,7 +76,7 @@ def pg_database() -> Iterator[Any]:
         return f"{base}/{name}"
 
     yield make
-    from grace_pipelines.state import dispose_engine
+    from grace_pipelines.db.engine import dispose_engine
 
     conn = psycopg2.connect(PG_ADMIN)
     conn.autocommit = True

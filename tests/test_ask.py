@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from grace_pipelines.answer import EXTRACTIVE_LABEL, NOT_FOUND
+from grace_pipelines.search.answer import EXTRACTIVE_LABEL, NOT_FOUND
 from grace_pipelines.api import Grace, GraceError
 from grace_pipelines.cli import app
 

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grace_pipelines.audit import (
+from grace_pipelines.governance.audit import (
+    record,
     GENESIS_HASH,
     AuditEntry,
     AuditLog,
@@ -25,7 +26,7 @@ from grace_pipelines.audit import (
     diagnose,
     entry_hash,
 )
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -403,12 +404,12 @@ def test_deleting_the_newest_entries_is_detected_by_the_anchor(tmp_path) -> None
     import sqlalchemy as _sa
 
     from grace_pipelines.api import Grace
-    from grace_pipelines.audit import audit_table
+    from grace_pipelines.db.schema import audit_table
 
     grace = Grace(tmp_path / "grace")
     grace.init()
     for i in range(3):
-        grace.db.audit(actor="test", action="purge", subject=f"{i:016x}", details={"n": i})
+        record(grace.db, actor="test", action="purge", subject=f"{i:016x}", details={"n": i})
     assert grace.audit_verify()["ok"]
     anchor_file = grace.settings.keys_dir / "audit.anchor"
     assert (anchor_file.stat().st_mode & 0o777) == 0o600

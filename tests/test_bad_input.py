@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from grace_pipelines.cli import app
 from grace_pipelines.definitions import build_definitions
-from grace_pipelines.inbox import ORPHAN_SIDECAR_AFTER_S
-from grace_pipelines.media import name_problem, safe_name, safe_text
+from grace_pipelines.ingest.inbox import ORPHAN_SIDECAR_AFTER_S
+from grace_pipelines.ingest.media import name_problem, safe_name, safe_text
 from grace_pipelines.settings import load_settings
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 from .conftest import FIXTURES, Driver
 

@@ -212,7 +212,7 @@ def test_size_type_and_name_are_judged_before_copying(run, home: Path, tmp_path:
 def test_sources_registered_by_another_process_are_reported(run, home: Path, tmp_path: Path, monkeypatch) -> None:
     from grace_pipelines import api
     from grace_pipelines.settings import load_settings
-    from grace_pipelines.state import StateDB
+    from grace_pipelines.db.state import StateDB
 
     waiting = _doc(tmp_path / "waiting.md", "# Waiting\n\nRegistered by the daemon first.\n")
     taken = _doc(tmp_path / "taken.md", "# Taken\n\nAlready moved out of the inbox by the daemon.\n")

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from grace_pipelines.consent import (
+from grace_pipelines.governance.consent import (
     ConsentError,
     ConsentEvent,
     expand_scope,
@@ -74,7 +74,7 @@ def test_broken_sidecars_name_the_file_and_problem(raw: bytes, needle: str) -> N
 
 
 def test_policy_grants_only_for_the_owner_and_matching_origins() -> None:
-    from grace_pipelines.consent import PolicyRule, policy_grants
+    from grace_pipelines.governance.consent import PolicyRule, policy_grants
 
     rules = [PolicyRule(name="own-notes", origins=["voice_note", "document"])]
     assert policy_grants(rules, origin="voice_note", participants=["me"], owner="me") == [
@@ -93,9 +93,9 @@ def test_policy_from_grace_toml_records_method_policy(tmp_path) -> None:
     import os
     import time
 
-    from grace_pipelines.inbox import scan_inbox
+    from grace_pipelines.ingest.inbox import scan_inbox
     from grace_pipelines.settings import load_settings
-    from grace_pipelines.state import StateDB
+    from grace_pipelines.db.state import StateDB
 
     (tmp_path / "grace.toml").write_text(
         '[[consent_policy]]\nname = "own-voice-notes"\norigins = ["voice_note"]\n'
@@ -122,14 +122,14 @@ def test_policy_from_grace_toml_records_method_policy(tmp_path) -> None:
 
 @pytest.mark.parametrize(("text", "seconds"), [("90m", 5400), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)])
 def test_ttl_parses(text: str, seconds: int) -> None:
-    from grace_pipelines.consent import parse_ttl
+    from grace_pipelines.governance.consent import parse_ttl
 
     assert parse_ttl(text).total_seconds() == seconds
 
 
 @pytest.mark.parametrize("text", ["", "30", "d", "-3d", "0d", "3 years"])
 def test_bad_ttl_is_a_clear_error(text: str) -> None:
-    from grace_pipelines.consent import parse_ttl
+    from grace_pipelines.governance.consent import parse_ttl
 
     with pytest.raises(ConsentError, match="invalid duration"):
         parse_ttl(text)
@@ -138,7 +138,7 @@ def test_bad_ttl_is_a_clear_error(text: str) -> None:
 def test_grant_commands_are_shell_quoted() -> None:
     import shlex
 
-    from grace_pipelines.consent import grant_command
+    from grace_pipelines.governance.consent import grant_command
 
     party = "x; touch PWNED_$(id -u)"
     command = grant_command("abc123", party, "index")
@@ -175,10 +175,11 @@ def test_a_kill_between_registration_and_the_policy_grant_does_not_lose_the_gran
     import time
     from pathlib import Path
 
-    from grace_pipelines.dispatcher import plan
-    from grace_pipelines.inbox import scan_inbox, sha256_file
+    from grace_pipelines.htm.dispatcher import plan
+    from grace_pipelines.ingest.inbox import scan_inbox, sha256_file
     from grace_pipelines.settings import load_settings
-    from grace_pipelines.state import StateDB, utcnow
+    from grace_pipelines.db.schema import utcnow
+    from grace_pipelines.db.state import StateDB
 
     (tmp_path / "grace.toml").write_text('[[consent_policy]]\nname = "own-voice-notes"\norigins = ["voice_note"]\n')
     settings = load_settings(home=tmp_path, settle_seconds=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grace_pipelines.evaluation import (
+from grace_pipelines.search.evaluation import (
     EvalQuestion,
     EvalSetError,
     first_hit_rank,
@@ -17,7 +17,7 @@ from grace_pipelines.evaluation import (
     load_eval_set,
     recall_mrr,
 )
-from grace_pipelines.media import kind_of
+from grace_pipelines.ingest.media import kind_of
 
 EVAL = Path(__file__).parent / "eval"
 

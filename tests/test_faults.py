@@ -20,7 +20,7 @@ import pytest
 
 from grace_pipelines.api import Grace
 from grace_pipelines.definitions import build_definitions
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 from .conftest import FIXTURES, Driver
 

@@ -101,7 +101,7 @@ def test_revoke_all_purges_from_disk_and_stays_purged(home: Path) -> None:
 def test_expired_grant_purges(home: Path) -> None:
     from datetime import timedelta
 
-    from grace_pipelines.state import utcnow
+    from grace_pipelines.db.schema import utcnow
 
     with dg.instance_for_test() as instance:
         grace = Grace(home, instance=instance)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grace_pipelines.ranking import Candidate, fuse_convex, fuse_rrf, keyword_bonus, rerank
+from grace_pipelines.search.fusion import Candidate, fuse_convex, fuse_rrf, keyword_bonus, rerank
 
 
 def _vec(*ids_and_cos: tuple[str, float]) -> list[Candidate]:

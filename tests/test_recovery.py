@@ -113,7 +113,7 @@ def _long_recording(path: Path, minutes: float) -> Path:
 
 
 def _wait_stage(grace_home: Path, title: str, stages: set[str], timeout: float = 120) -> str:
-    from grace_pipelines.state import StateDB
+    from grace_pipelines.db.state import StateDB
 
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -9,9 +9,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import grace_pipelines.audit  # noqa: F401  (the audit_log table is part of the migrated model)
-import grace_pipelines.vault  # noqa: F401  (vault tables too)
-from grace_pipelines.state import StateDB, metadata, normalise_url
+
+
+from grace_pipelines.db.engine import normalise_url
+from grace_pipelines.db.schema import metadata
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.consent_records import record_consent
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,7 +37,7 @@ def test_register_once_and_consent_ledger_is_utc(db: StateDB) -> None:
                 size=10, duration_s=1.5, participants=["me", "priya"], inbox_path="/x/a.mp3")
     assert db.register_source(key="abababababababab", **args) is True
     assert db.register_source(key="abababababababab", **args) is False
-    ids = db.record_consent(source_key="abababababababab", party="priya", scope="all", action="grant", method="cli", actor="t")
+    ids = record_consent(db, source_key="abababababababab", party="priya", scope="all", action="grant", method="cli", actor="t")
     assert len(ids) == 2 and ids[1] == ids[0] + 1
     (first, second) = db.consent_rows(source_key="abababababababab")
     assert first["at"].tzinfo is not None and first["at"].utcoffset().total_seconds() == 0
@@ -43,7 +46,7 @@ def test_register_once_and_consent_ledger_is_utc(db: StateDB) -> None:
     assert row.participants == ["me", "priya"] and row.dropped_at.tzinfo == timezone.utc
     assert db.find_source("ababab").key == row.key and db.find_source("/elsewhere/a.mp3").key == row.key
     with pytest.raises(ValueError, match="naive datetime"):
-        db.record_consent(source_key=row.key, party="me", scope="index", action="grant", method="cli", actor="t",
+        record_consent(db, source_key=row.key, party="me", scope="index", action="grant", method="cli", actor="t",
                           expires_at=datetime(2030, 1, 1))
 
 

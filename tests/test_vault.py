@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from grace_pipelines.api import Grace
 from grace_pipelines.cli import app
-from grace_pipelines.vault import VaultError, VaultRefused
+from grace_pipelines.governance.vault import VaultError, VaultRefused
 
 from .conftest import FIXTURES
 from .resources.local_http import local_server, send_json

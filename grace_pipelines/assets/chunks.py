@@ -13,7 +13,7 @@ from grace_pipelines.assets.consent_gate import load_row, require_consent
 from grace_pipelines.assets.transcript import TRANSCRIPT, transcript
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 from grace_pipelines.text.chunking import chunk_sections, chunk_transcript
 
 CHUNKS = "chunks.json"

@@ -9,8 +9,10 @@ missing and the command that grants. Stages also re-verify before touching conte
 
 import dagster as dg
 
-from grace_pipelines.consent import grant_command, missing_parties
-from grace_pipelines.state import SourceRow, StateDB, utcnow
+from grace_pipelines.governance.consent import grant_command, missing_parties
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.db.state import StateDB
 
 
 def missing_for(db: StateDB, row: SourceRow, scope: str) -> list[str]:

@@ -23,7 +23,8 @@ from grace_pipelines.assets.consent_gate import load_row, require_consent
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, Embedder, StateResource, VectorStore
 from grace_pipelines.resources.blob_store import seal_text
-from grace_pipelines.state import StateDB, utcnow
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.db.state import StateDB
 from grace_pipelines.text.keywords import blind_tokens
 
 

@@ -2,7 +2,7 @@
 
 Items, bytes, throughput (overall and per stage), p50/p95 drop-to-searchable latency, SLA
 compliance, queue depth and starvation events, overall and per origin and size class, plus a
-markdown table (grace_pipelines/metrics.py computes them; `grace status --htm` prints the same).
+markdown table (grace_pipelines/htm/metrics.py computes them; `grace status --htm` prints the same).
 """
 
 
@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from grace_pipelines.metrics import htm_report, markdown, numeric_metadata
+from grace_pipelines.htm.metrics import htm_report, markdown, numeric_metadata
 from grace_pipelines.resources import StateResource
-from grace_pipelines.state import StateDB, utcnow
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.db.state import StateDB
 
 STAGES = ("source", "transcript", "chunks", "embeddings", "ingest_batch")  # ingest_batch: tiny batches, all four
 WINDOW = timedelta(hours=1)

@@ -12,7 +12,8 @@ import dagster as dg
 
 from grace_pipelines.crypto.rotation import FolderBlobs, rotate, status
 from grace_pipelines.resources import BlobStore, StateResource
-from grace_pipelines.vault import StoreAndVaultBlobs, VaultBlobs
+from grace_pipelines.governance.vault import StoreAndVaultBlobs, VaultBlobs
+from grace_pipelines.governance.audit.log import record
 
 
 def sealed_things(blob_store: BlobStore, state: StateResource) -> StoreAndVaultBlobs:
@@ -47,7 +48,7 @@ def keyring(context: dg.AssetExecutionContext, blob_store: BlobStore, state: Sta
 
 def audit_rotation(state: StateResource, report: dict) -> None:
     """Record the rotation in the audit log (ids and counts only, never key material)."""
-    state.db().audit(
+    record(state.db(), 
         actor="key_rotation", action="key.rotate", subject=report["new_key_id"],
         details={k: report[k] for k in ("old_key_ids", "retired", "blobs", "rewrapped", "verified", "seconds", "resumed")},
     )

@@ -16,7 +16,9 @@ from grace_pipelines.assets.consent_gate import load_row
 from grace_pipelines.assets.source import ORIGINAL
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource, VectorStore
-from grace_pipelines.state import StateDB, utcnow
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.audit.log import record
 
 
 class PurgeConfig(dg.Config):
@@ -97,7 +99,7 @@ def purge_receipt(
     db.set_stage(key, "purged", reason=f"{reason}; receipt: " + json.dumps(
         {k: receipt[k] for k in ("blobs_removed", "index_rows_removed", "original_removed")}
     ))
-    db.audit(actor=f"purge_job:{context.run_id[:8]}", action="purge", subject=key, details=receipt)
+    record(db, actor=f"purge_job:{context.run_id[:8]}", action="purge", subject=key, details=receipt)
     db.finish_purge(entry["id"])
     context.log.info(f"purged {row.title}: {receipt['index_rows_removed']} index rows, {len(receipt['blobs_removed'])} blobs")
     return dg.MaterializeResult(

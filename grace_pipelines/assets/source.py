@@ -15,7 +15,7 @@ import dagster as dg
 from grace_pipelines.assets.consent_gate import consent_check_result, load_row
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, StateResource
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 ORIGINAL = "original"
 

@@ -16,11 +16,11 @@ from grace_pipelines.assets.consent_gate import (
     require_consent,
 )
 from grace_pipelines.assets.source import ORIGINAL, source
-from grace_pipelines.media import MediaError
+from grace_pipelines.ingest.media import MediaError
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, Extraction, StateResource, Transcriber
 from grace_pipelines.resources.transcriber import EngineUnavailable, TranscriptionError
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 from grace_pipelines.text.extract import ExtractBudget, NoTextLayer, extract
 
 TRANSCRIPT = "transcript.json"

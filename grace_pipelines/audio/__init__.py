@@ -1,13 +1,5 @@
 """Audio helpers: cut and play the cited moment of a recording (`grace play`)."""
 
-from grace_pipelines.audio.clip import (
-    Citation,
-    Window,
-    clip_wav,
-    decode_window,
-    find_player,
-    parse_citation,
-    play_wav,
-)
+from grace_pipelines.audio.clip import Window, clip_wav, decode_window, find_player, play_wav
 
-__all__ = ["Citation", "Window", "clip_wav", "decode_window", "find_player", "parse_citation", "play_wav"]
+__all__ = ["Window", "clip_wav", "decode_window", "find_player", "play_wav"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import shutil
 import subprocess
 import wave
@@ -43,82 +42,6 @@ __all__ = [
 # bit reservoir and Opus/Vorbis/AAC need pre-roll, so the first frames out of the decoder
 # are not trustworthy. They are decoded and thrown away.
 PREROLL_S = 0.5
-
-CITATION_FORMAT = "TITLE @ MM:SS-MM:SS or TITLE @ H:MM:SS-H:MM:SS (seconds may have decimals)"
-
-_TIME = r"(?:\d+:)?\d+:\d+(?:\.\d+)?"
-_RANGE_RE = re.compile(rf"^\s*(?P<start>{_TIME})\s*[-\u2013\u2014]\s*(?P<end>{_TIME})\s*$")
-_DOCUMENT_RE = re.compile(r",\s*(?:lines?|pages?|p\.|§|section|heading)\b", re.IGNORECASE)
-
-
-def format_citation_help() -> str:
-    return f"expected a recording citation like 'standup.mp3 @ 00:03-00:09' ({CITATION_FORMAT})"
-
-
-@dataclass(frozen=True)
-class Citation:
-    title: str
-    start_s: float
-    end_s: float
-
-
-def _parse_clock(value: str, whole: str) -> float:
-    parts = value.split(":")
-    try:
-        if len(parts) == 2:
-            hours, minutes, seconds = 0, int(parts[0]), float(parts[1])
-        elif len(parts) == 3:
-            hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
-            if minutes >= 60:
-                raise ValueError
-        else:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"bad time {value!r} in citation {whole!r}; {format_citation_help()}") from None
-    if seconds >= 60:
-        raise ValueError(f"bad time {value!r} in citation {whole!r}: seconds must be below 60; {format_citation_help()}")
-    return hours * 3600 + minutes * 60 + seconds
-
-
-def parse_citation(text: str) -> Citation:
-    """Parse a citation as Grace prints it for a recording: ``standup.mp3 @ 00:03-00:09``.
-
-    Times are ``MM:SS`` or ``H:MM:SS`` (seconds may carry decimals, ``00:03.5``); the range
-    separator may be ``-`` or an en dash, with optional spaces. The title may contain spaces
-    and even `` @ ``: the split is on the last `` @ ``. Surrounding whitespace, quotes and
-    brackets are ignored. Document citations (``notes.md, lines 3-9``) and anything else raise
-    ``ValueError`` with the expected format.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"citation must be text; {format_citation_help()}")
-    whole = text.strip()
-    # tolerate a citation pasted with its surrounding quotes or brackets
-    while len(whole) >= 2 and (whole[0], whole[-1]) in {("'", "'"), ('"', '"'), ("[", "]"), ("(", ")")}:
-        whole = whole[1:-1].strip()
-    if not whole:
-        raise ValueError(f"empty citation; {format_citation_help()}")
-    title, sep, when = whole.rpartition(" @ ")
-    if not sep:
-        if _DOCUMENT_RE.search(whole):
-            raise ValueError(
-                f"{whole!r} cites a document; only recordings can be played "
-                f"({format_citation_help()})"
-            )
-        raise ValueError(f"not a recording citation: {whole!r}; {format_citation_help()}")
-    title = title.strip()
-    if not title:
-        raise ValueError(f"citation {whole!r} has no title; {format_citation_help()}")
-    match = _RANGE_RE.match(when)
-    if not match:
-        if when.strip().endswith("?"):
-            raise ValueError(f"citation {whole!r} has no end time; {format_citation_help()}")
-        raise ValueError(f"bad time range {when.strip()!r} in citation {whole!r}; {format_citation_help()}")
-    start = _parse_clock(match["start"], whole)
-    end = _parse_clock(match["end"], whole)
-    if end <= start:
-        raise ValueError(f"citation {whole!r} ends before it starts; {format_citation_help()}")
-    return Citation(title=title, start_s=start, end_s=end)
-
 
 @dataclass(frozen=True)
 class Window:

@@ -8,12 +8,12 @@ that approves it) without one.
 from __future__ import annotations
 
 from grace_pipelines.resources.blob_store import keyring_for
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 
 def vault_secret(*, credential: str | None, state_url: str | None, keys_dir: str | None, purpose: str, actor: str) -> str:
-    """The secret's value; raises grace_pipelines.vault.VaultRefused or VaultError."""
-    from grace_pipelines.vault import Vault, VaultRefused
+    """The secret's value; raises grace_pipelines.governance.vault.VaultRefused or VaultError."""
+    from grace_pipelines.governance.vault import Vault, VaultRefused
 
     if not (credential and state_url and keys_dir):
         raise VaultRefused(
@@ -32,7 +32,7 @@ def api_key_for(
     approving command."""
     import dagster as dg
 
-    from grace_pipelines.vault import VaultError, VaultRefused
+    from grace_pipelines.governance.vault import VaultError, VaultRefused
 
     if isinstance(explicit, dg.EnvVar):  # a resource used outside a run (the Python API) holds it unresolved
         explicit = explicit.get_value()

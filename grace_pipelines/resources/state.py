@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 
 class StateResource(dg.ConfigurableResource):

@@ -8,7 +8,7 @@ the same way. Vectors are stored as they are (a documented trade-off).
 Rows have deterministic ids `{source_key}:{chunk_index}` and are written with a merge-insert
 that also deletes the source's surplus rows, so re-materializing a source replaces its chunks
 and never duplicates them. Search is vector (cosine), keyword (LanceDB's native BM25
-full-text index, stemmed) or hybrid (both, fused: see grace_pipelines.ranking).
+full-text index, stemmed) or hybrid (both, fused: see grace_pipelines.search.fusion).
 
 One table per embedding model and vector size (`table_name_for`): the default MiniLM writes
 `chunks`, another model `chunks__<model>__<dim>d`. Switching models re-embeds into the new
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from grace_pipelines.ranking import BM25_HALF, KEYWORD_WEIGHT, Candidate, cosine, fuse_convex, fuse_rrf
+from grace_pipelines.search.fusion import BM25_HALF, KEYWORD_WEIGHT, Candidate, cosine, fuse_convex, fuse_rrf
 
 TABLE = "chunks"  # the default model's table; others get their own (table_name_for)
 MODES = ("hybrid", "vector", "keyword")

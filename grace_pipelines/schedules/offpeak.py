@@ -12,11 +12,11 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.dispatcher import dispatch
+from grace_pipelines.htm.dispatcher import dispatch
 from grace_pipelines.resources import StateResource
 from grace_pipelines.sensors.inbox import run_requests_for
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.state import utcnow
+from grace_pipelines.db.schema import utcnow
 
 
 def window_hours(start: time, end: time) -> list[int]:

@@ -16,12 +16,12 @@ from typing import Any
 import dagster as dg
 
 from grace_pipelines.assets.transcript import TRANSCRIPT
-from grace_pipelines.consent import SCOPES, missing_parties
+from grace_pipelines.governance.consent import SCOPES, missing_parties
 from grace_pipelines.resources import BlobStore, StateResource
-from grace_pipelines.state import StateDB, utcnow
+from grace_pipelines.db.schema import HELD_STAGES, utcnow
+from grace_pipelines.db.state import StateDB
 
 INDEX_STAGE_ASSETS = [dg.AssetKey("chunks"), dg.AssetKey("embeddings")]
-WAITING_STAGES = ("awaiting_consent", "purged")
 
 
 def waiting_requests(db: StateDB, blob_store: BlobStore, keys: set[str], tag: str) -> list[dg.RunRequest]:
@@ -29,7 +29,7 @@ def waiting_requests(db: StateDB, blob_store: BlobStore, keys: set[str], tag: st
     requests = []
     for key in sorted(keys):
         row = db.get_source(key)
-        if row is None or row.stage not in WAITING_STAGES:
+        if row is None or row.stage not in HELD_STAGES:
             continue
         events = db.consent_events(key)
         now = utcnow()

@@ -3,7 +3,7 @@ HTM dispatcher says so, a run.
 
 Each tick scans incrementally (cursor), registers new sources in the state database (with a
 size class, SLA deadline and priority) and adds their keys to the dynamic partitions
-`sources`; then the dispatcher (grace_pipelines/dispatcher.py) launches what should start now:
+`sources`; then the dispatcher (grace_pipelines/htm/dispatcher.py) launches what should start now:
 normal work at once, tiny work batched, heavy work deferred to `offpeak_schedule`, each origin
 capped per minute. Refused files are quarantined with a reason and never stop the others.
 """
@@ -15,12 +15,12 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.dispatcher import Launch, dispatch
-from grace_pipelines.inbox import scan_inbox
+from grace_pipelines.htm.dispatcher import Launch, dispatch
+from grace_pipelines.ingest.inbox import scan_inbox
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import StateResource
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.state import utcnow
+from grace_pipelines.db.schema import utcnow
 
 
 def run_requests_for(launch: Launch, settings: GraceSettings) -> list[dg.RunRequest]:

@@ -1,18 +1,18 @@
 """`recovery_sensor`: under the daemon, what killed processes left is found and finished.
 
-Each tick calls grace_pipelines.recovery: runs whose process is gone are marked failed and
+Each tick calls grace_pipelines.runtime.recovery: runs whose process is gone are marked failed and
 their pool slots freed (otherwise every later run of that pool waits for ever), lost launches
 go back to the dispatcher's queue, sources an interrupted run left mid-pipeline get a run
 that resumes them from their last completed stage, unfinished purges are re-launched from the
 purge journal, and temporary files no live run can own are removed. Thin: the logic is in
-grace_pipelines/recovery.py, shared with the Python API and `grace doctor`.
+grace_pipelines/runtime/recovery.py, shared with the Python API and `grace doctor`.
 """
 
 from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.recovery import recover, resume_request
+from grace_pipelines.runtime.recovery import recover, resume_request
 from grace_pipelines.resources import BlobStore, StateResource, VectorStore
 from grace_pipelines.sensors.consent import purge_request
 from grace_pipelines.settings import GraceSettings

@@ -19,13 +19,15 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.dispatcher import Launch, Ledger, launch
+from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.htm.dispatcher import Launch, launch
 from grace_pipelines.htm.routing import URGENT_PRIORITY, WARNING_BOOST, base_priority
 from grace_pipelines.htm.sla import target_for, tier, tiers_up_to
 from grace_pipelines.resources import StateResource
 from grace_pipelines.resources.alerts import Alerts
 from grace_pipelines.sensors.inbox import run_requests_for
 from grace_pipelines.settings import GraceSettings
+from grace_pipelines.governance.audit.log import record
 
 
 def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[], datetime]) -> dg.SensorDefinition:
@@ -80,7 +82,7 @@ def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[
                         text, tier=name, source=row.key, title=row.title, origin=row.origin,
                         size_class=row.size_class, elapsed_s=round(elapsed, 1), allowed_s=round(allowed, 1), target=target,
                     )
-                    db.audit(actor="sla_sensor", action="sla_critical", subject=row.key, details={
+                    record(db, actor="sla_sensor", action="sla_critical", subject=row.key, details={
                         "title": row.title, "origin": row.origin, "size_class": row.size_class,
                         "elapsed_s": round(elapsed, 1), "allowed_s": round(allowed, 1), "target": target,
                         "webhook": outcome if alerts.enabled else "not configured", "delivered": delivered,

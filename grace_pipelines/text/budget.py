@@ -42,7 +42,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from grace_pipelines.media import MediaError
+from grace_pipelines.ingest.media import MediaError
 
 MB = 1024 * 1024
 

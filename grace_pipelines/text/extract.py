@@ -50,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from grace_pipelines.media import MediaError, decode_text
+from grace_pipelines.ingest.media import MediaError, decode_text
 from grace_pipelines.text.budget import (
     BudgetExceeded,
     ExtractBudget,

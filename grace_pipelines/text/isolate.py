@@ -45,7 +45,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from grace_pipelines.media import MediaError
+from grace_pipelines.ingest.media import MediaError
 from grace_pipelines.text.budget import BudgetExceeded
 
 CAN_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")

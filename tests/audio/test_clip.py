@@ -14,14 +14,8 @@ import av
 import numpy as np
 import pytest
 
-from grace_pipelines.audio import (
-    Citation,
-    clip_wav,
-    decode_window,
-    find_player,
-    parse_citation,
-    play_wav,
-)
+from grace_pipelines.audio import clip_wav, decode_window, find_player, play_wav
+from grace_pipelines.search.citations import Citation, parse_citation
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MANIFEST = {f["file"]: f for f in json.loads((FIXTURES / "manifest.json").read_text())["files"]}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from grace_pipelines.consent import PolicyRule
+from grace_pipelines.governance.consent import PolicyRule
 from grace_pipelines.definitions import build_definitions
 from grace_pipelines.settings import load_settings
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 from ..conftest import FIXTURES, Driver
 

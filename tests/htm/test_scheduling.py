@@ -16,10 +16,10 @@ import pytest
 
 from grace_pipelines.api import Grace
 from grace_pipelines.definitions import build_definitions
-from grace_pipelines.dispatcher import Ledger
+from grace_pipelines.db.htm_ledger import Ledger
 from grace_pipelines.htm.sla import SlaTarget
 from grace_pipelines.settings import load_settings
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 from ..conftest import FIXTURES, Driver
 from ..resources.local_http import local_server, send_json
@@ -164,7 +164,7 @@ def test_htm_metrics_and_status_htm(home: Path) -> None:
     from grace_pipelines.cli import app
 
     with dg.instance_for_test() as instance:
-        from grace_pipelines.consent import PolicyRule
+        from grace_pipelines.governance.consent import PolicyRule
 
         grace = Grace(home, instance=instance, consent_policy=[PolicyRule(name="mine", origins=["voice_note", "document"])])
         assert {o.state for o in grace.ingest([FIXTURES / "groceries.ogg", FIXTURES / "project_notes.md"], wait=True)} == {"searchable"}

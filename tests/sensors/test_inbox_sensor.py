@@ -12,9 +12,9 @@ import dagster as dg
 import pytest
 
 from grace_pipelines.definitions import build_definitions
-from grace_pipelines.inbox import scan_inbox
+from grace_pipelines.ingest.inbox import scan_inbox
 from grace_pipelines.settings import load_settings
-from grace_pipelines.state import StateDB
+from grace_pipelines.db.state import StateDB
 
 from ..conftest import FIXTURES, Driver
 
@@ -188,7 +188,7 @@ def test_a_file_named_like_a_credential_is_quarantined_without_leaking(setup) ->
     driver.tick("inbox_sensor")  # must not raise
     (q,) = db.list_quarantine()
     assert "unsupported file type" in q["reason"]
-    from grace_pipelines.audit import AuditLog
+    from grace_pipelines.governance.audit import AuditLog
 
     entry = AuditLog(db).tail(1)[0]
     assert entry.action == "quarantine" and entry.subject == "(redacted)"
@@ -207,7 +207,7 @@ def test_an_overlong_name_does_not_stop_the_inbox(setup) -> None:
 
 
 def test_an_unexpected_error_quarantines_only_that_file(setup, monkeypatch) -> None:
-    from grace_pipelines import inbox
+    from grace_pipelines.ingest import inbox
 
     settings, _defs, driver, db = setup
     real_probe = inbox.probe
@@ -256,7 +256,7 @@ def test_links_in_the_inbox_are_quarantined_never_followed(setup, tmp_path: Path
 
 
 def test_an_orphan_sidecar_is_quarantined_after_a_while(setup) -> None:
-    from grace_pipelines.inbox import ORPHAN_SIDECAR_AFTER_S
+    from grace_pipelines.ingest.inbox import ORPHAN_SIDECAR_AFTER_S
 
     settings, _defs, driver, db = setup
     sidecar = _drop(settings.inbox, "lost.mp3.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grace_pipelines.media import MediaError
+from grace_pipelines.ingest.media import MediaError
 from grace_pipelines.text.extract import (
     ExtractBudget,
     Extracted,
@@ -105,7 +105,7 @@ PDF_STDERR_PROBE = """
 import sys
 import lancedb  # its at-fork hook warns in the extraction child
 from pathlib import Path
-from grace_pipelines.media import MediaError
+from grace_pipelines.ingest.media import MediaError
 from grace_pipelines.text.extract import ExtractBudget, extract
 data = Path(sys.argv[1]).read_bytes()
 for isolate in (True, False):

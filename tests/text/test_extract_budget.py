@@ -17,7 +17,7 @@ from pathlib import Path
 import docx
 import pytest
 
-from grace_pipelines.media import MediaError
+from grace_pipelines.ingest.media import MediaError
 from grace_pipelines.settings import GraceSettings
 from grace_pipelines.text.budget import BudgetExceeded, ExtractBudget, html_depth
 from grace_pipelines.text.extract import NoTextLayer, extract

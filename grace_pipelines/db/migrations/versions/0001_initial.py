@@ -8,7 +8,7 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-from grace_pipelines.state import UTCDateTime
+from grace_pipelines.db.schema import UTCDateTime
 
 revision = "0001"
 down_revision = None

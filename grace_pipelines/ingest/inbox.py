@@ -31,14 +31,14 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from grace_pipelines.consent import (
+from grace_pipelines.governance.consent import (
     MAX_SIDECAR_BYTES,
     ConsentError,
     parse_sidecar,
     policy_grants,
 )
-from grace_pipelines.dispatcher import plan
-from grace_pipelines.media import (
+from grace_pipelines.htm.dispatcher import plan
+from grace_pipelines.ingest.media import (
     PARTIAL_SUFFIXES,
     SIDECAR_SUFFIX,
     MediaError,
@@ -52,7 +52,11 @@ from grace_pipelines.media import (
     safe_text,
 )
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.state import SourceRow, StateDB, utcnow
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.audit.log import record
+from grace_pipelines.governance.consent_records import record_consent
 
 ORIGINS = ("voice_note", "meeting", "document", "screen", "api", "manual", "schedule")
 DEFAULT_ORIGIN = {"audio": "voice_note", "video": "screen", "document": "document"}
@@ -216,6 +220,12 @@ def _lexists(path: Path) -> bool:
         return False
 
 
+def record_quarantine(db: StateDB, *, filename: str, path: str, reason: str, source_key: str | None) -> None:
+    """Log a refused file (and why) in the quarantine table and the audit log."""
+    db.record_quarantine(filename=filename, path=path, reason=reason, source_key=source_key)
+    record(db, actor="inbox", action="quarantine", subject=filename, details={"reason": reason, "source_key": source_key})
+
+
 def quarantine_file(settings: GraceSettings, db: StateDB, path: Path, reason: str, key: str | None = None) -> Path:
     """Move a refused file (and its sidecar) out of the inbox, with a `.reason.txt` beside it.
     A link is moved as a link (never followed); names are made safe (no control characters,
@@ -238,7 +248,7 @@ def quarantine_file(settings: GraceSettings, db: StateDB, path: Path, reason: st
         f"reason: {reason}\n",
         encoding="utf-8",
     )
-    db.record_quarantine(filename=shown, path=str(target), reason=reason, source_key=key)
+    record_quarantine(db, filename=shown, path=str(target), reason=reason, source_key=key)
     return target
 
 
@@ -254,14 +264,15 @@ def _refuse(
         raise
     except Exception as exc:  # noqa: BLE001 - the file stays; the others must go on
         reason = safe_text(f"{reason}; it could not be moved to quarantine ({type(exc).__name__}: {exc})", MAX_REASON_CHARS)
-        db.record_quarantine(filename=safe_name(path.name), path=safe_text(str(path), 1000), reason=reason, source_key=key)
+        record_quarantine(db, filename=safe_name(path.name), path=safe_text(str(path), 1000), reason=reason, source_key=key)
     result.quarantined.append((path.name, reason))
     result.outcomes[str(path)] = FileOutcome("quarantined", key, reason)
 
 
 def _apply_sidecar_grants(db: StateDB, key: str, sidecar: Path, grants: list[tuple[str, str]]) -> None:
     for party, scope in grants:
-        db.record_consent(
+        record_consent(
+            db,
             source_key=key, party=party, scope=scope, action="grant", method="sidecar",
             actor=f"sidecar:{safe_name(sidecar.name)}",
         )
@@ -390,7 +401,8 @@ def _register_file(
         for party, scope, rule in policy_grants(
             settings.consent_policy, origin=origin, participants=participants, owner=settings.owner
         ):
-            db.record_consent(
+            record_consent(
+            db,
                 source_key=key, party=party, scope=scope, action="grant", method="policy", actor=f"policy:{rule}"
             )
     if sidecar_path is not None:

@@ -1,4 +1,4 @@
-"""Audit log: append-only, hash-chained entries (grace_pipelines.audit).
+"""Audit log: append-only, hash-chained entries (grace_pipelines.governance.audit).
 
 Revision ID: 0002
 Revises: 0001
@@ -8,7 +8,7 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
-from grace_pipelines.state import UTCDateTime
+from grace_pipelines.db.schema import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

@@ -9,7 +9,7 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-from grace_pipelines.state import UTCDateTime
+from grace_pipelines.db.schema import UTCDateTime
 
 revision = "0005"
 down_revision = "0004"

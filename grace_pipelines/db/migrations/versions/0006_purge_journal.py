@@ -10,7 +10,7 @@ Create Date: 2026-12-02
 import sqlalchemy as sa
 from alembic import op
 
-from grace_pipelines.state import UTCDateTime
+from grace_pipelines.db.schema import UTCDateTime
 
 revision = "0006"
 down_revision = "0005"

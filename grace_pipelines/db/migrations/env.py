@@ -2,9 +2,7 @@
 
 from alembic import context
 
-import grace_pipelines.audit  # noqa: F401  (its audit_log table joins the metadata)
-import grace_pipelines.vault  # noqa: F401  (vault tables)
-from grace_pipelines.state import metadata
+from grace_pipelines.db.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

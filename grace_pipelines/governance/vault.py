@@ -23,45 +23,13 @@ import sqlalchemy as sa
 
 from grace_pipelines.crypto.envelope import CryptoError, open_blob, seal
 from grace_pipelines.crypto.keyring import Keyring
-from grace_pipelines.state import StateDB, UTCDateTime, metadata, utcnow
+from grace_pipelines.db.schema import approvals_table, requests_table, secrets_table, utcnow
+from grace_pipelines.governance.audit.log import record
+from grace_pipelines.db.state import StateDB
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 PREFIX = "vault/"
-
-secrets_table = sa.Table(
-    "vault_secrets",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("sealed", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Column("updated_by", sa.Text, nullable=False),
-)
-
-approvals_table = sa.Table(
-    "vault_approvals",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False, index=True),
-    sa.Column("purpose", sa.String(64), nullable=False),
-    sa.Column("approved_by", sa.Text, nullable=False),
-    sa.Column("approved_at", UTCDateTime, nullable=False),
-    sa.Column("expires_at", UTCDateTime, nullable=True),
-    sa.Column("revoked_at", UTCDateTime, nullable=True),
-)
-
-requests_table = sa.Table(
-    "vault_requests",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("purpose", sa.String(64), nullable=False),
-    sa.Column("requested_by", sa.Text, nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("resolved_at", UTCDateTime, nullable=True),
-)
-
 
 class VaultError(ValueError):
     """A vault request is invalid (bad name, unknown secret); the message says why."""
@@ -102,7 +70,7 @@ class Vault:
                 else:
                     conn.execute(secrets_table.insert().values(
                         name=name, sealed=sealed, created_at=now, updated_at=now, updated_by=actor))
-        self.db.audit(actor=actor, action="vault.set", subject=name, details={"replaced": bool(exists)})
+        record(self.db, actor=actor, action="vault.set", subject=name, details={"replaced": bool(exists)})
 
     def _exists(self, name: str) -> bool:
         with self.db.begin() as conn:
@@ -119,7 +87,7 @@ class Vault:
             conn.execute(requests_table.update().where(
                 requests_table.c.name == name, requests_table.c.purpose == purpose,
                 requests_table.c.resolved_at.is_(None)).values(resolved_at=now))
-        self.db.audit(actor=actor, action="vault.approve", subject=name,
+        record(self.db, actor=actor, action="vault.approve", subject=name,
                       details={"purpose": purpose, "expires_at": expires_at.isoformat() if expires_at else None})
 
     def revoke(self, name: str, purpose: str | None = None, *, actor: str) -> int:
@@ -131,7 +99,7 @@ class Vault:
             query = query.where(approvals_table.c.purpose == purpose)
         with self.db.begin() as conn:
             count = conn.execute(query.values(revoked_at=now)).rowcount or 0
-        self.db.audit(actor=actor, action="vault.revoke", subject=name, details={"purpose": purpose, "approvals": count})
+        record(self.db, actor=actor, action="vault.revoke", subject=name, details={"purpose": purpose, "approvals": count})
         return count
 
     def _approved(self, name: str, purpose: str) -> bool:
@@ -146,7 +114,7 @@ class Vault:
         """The value, if `name` is approved for `purpose`; else VaultRefused (and audited)."""
         _check(name, purpose)
         if not self._exists(name):
-            self.db.audit(actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "why": "no such secret"})
+            record(self.db, actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "why": "no such secret"})
             raise VaultRefused(f"no secret named {name!r} in the vault; set it with: grace secrets set {name}")
         if not self._approved(name, purpose):
             with self.db.begin() as conn:
@@ -155,7 +123,7 @@ class Vault:
                     requests_table.c.resolved_at.is_(None))).first()
                 if not waiting:
                     conn.execute(requests_table.insert().values(name=name, purpose=purpose, requested_by=actor, at=utcnow()))
-            self.db.audit(actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "why": "not approved"})
+            record(self.db, actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "why": "not approved"})
             raise VaultRefused(
                 f"secret {name!r} is not approved for purpose {purpose!r}; approve it with: "
                 f"grace secrets approve {name} --purpose {purpose}"
@@ -166,7 +134,7 @@ class Vault:
             value = open_blob(bytes(sealed), self.keyring, aad=aad_for(name), name=f"{PREFIX}{name}").decode("utf-8")
         except CryptoError as exc:
             raise VaultError(str(exc)) from None
-        self.db.audit(actor=actor, action="vault.use", subject=name, details={"purpose": purpose})
+        record(self.db, actor=actor, action="vault.use", subject=name, details={"purpose": purpose})
         return value
 
     def list(self) -> list[dict[str, Any]]:

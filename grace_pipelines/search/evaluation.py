@@ -271,7 +271,7 @@ def evaluate(
     import tempfile
 
     from grace_pipelines.api import Grace
-    from grace_pipelines.consent import PolicyRule
+    from grace_pipelines.governance.consent import PolicyRule
 
     eval_set = load_eval_set(set_path)
     rule = PolicyRule(name="eval-corpus", origins=sorted({s.origin for s in eval_set.sources}), owner_only=False)
@@ -302,6 +302,6 @@ def _expected_label(q: EvalQuestion) -> str:
 
 
 def _is_media(name: str) -> bool:
-    from grace_pipelines.media import kind_of
+    from grace_pipelines.ingest.media import kind_of
 
     return kind_of(name) in ("audio", "video")

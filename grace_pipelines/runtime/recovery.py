@@ -39,7 +39,9 @@ from typing import Any
 import dagster as dg
 
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.state import IN_FLIGHT_STAGES, SourceRow, StateDB, utcnow
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.schema import IN_FLIGHT_STAGES, utcnow
+from grace_pipelines.db.state import StateDB
 
 PID_TAG = "grace/pid"
 HOST_TAG = "grace/host"

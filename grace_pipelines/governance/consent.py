@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from grace_pipelines.db.records import ConsentEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCOPES: tuple[str, ...] = ("transcribe", "index")
@@ -27,17 +28,6 @@ MAX_PROBLEMS_SHOWN = 5
 
 class ConsentError(ValueError):
     """A consent request or sidecar is malformed; the message names the file or value."""
-
-
-@dataclass(frozen=True)
-class ConsentEvent:
-    """One ledger row, as the policy sees it."""
-
-    party: str
-    scope: str
-    action: str  # "grant" | "revoke"
-    at: datetime
-    expires_at: datetime | None = None
 
 
 def expand_scope(scope: str) -> tuple[str, ...]:

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from grace_pipelines.dispatcher import DONE_STAGES, Ledger
-from grace_pipelines.state import SourceRow, StateDB
+from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.db.schema import DONE_STAGES, Stage
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.state import StateDB
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -44,7 +46,7 @@ def htm_report(db: StateDB, now: datetime, window: timedelta = timedelta(hours=1
     since = now - window
     sources = [r for r in db.list_sources() if r.size_class]
     done = [r for r in sources if r.searchable_at and r.searchable_at >= since]
-    queued = [r for r in sources if r.stage not in DONE_STAGES + ("awaiting_consent",)]
+    queued = [r for r in sources if r.stage not in (*DONE_STAGES, Stage.AWAITING_CONSENT)]
     events = Ledger(db).events(since=since)
     seconds = window.total_seconds()
     summary = _group_stats(done)

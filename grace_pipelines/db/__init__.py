@@ -1,0 +1,1 @@
+"""The app state database: schema (every table), engine and Alembic migrations, repositories."""

@@ -1,0 +1,141 @@
+"""The source registry: one row per dropped source, its stage and its HTM ledger columns;
+and the quarantine log of files refused on their content."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.schema import STAGES, quarantine_table, sources_table, utcnow
+
+
+class SourceRepository:
+    """Sources and the quarantine log (mixed into StateDB)."""
+
+    engine: Engine
+
+    def begin(self) -> AbstractContextManager[Connection]:  # StateDB's
+        raise NotImplementedError
+
+    def register_source(
+        self,
+        *,
+        key: str,
+        sha256: str,
+        filename: str,
+        title: str,
+        kind: str,
+        ext: str,
+        origin: str,
+        size: int,
+        duration_s: float | None,
+        participants: Sequence[str],
+        inbox_path: str | None,
+        dropped_at: datetime | None = None,
+        **ledger: Any,
+    ) -> bool:
+        """Insert a new source (with its HTM ledger values, see grace_pipelines.htm.dispatcher.plan);
+        False (and nothing changed) if the key is already known."""
+        now = dropped_at or utcnow()
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    sources_table.insert().values(
+                        key=key,
+                        sha256=sha256,
+                        filename=filename,
+                        title=title,
+                        kind=kind,
+                        ext=ext,
+                        origin=origin,
+                        bytes=size,
+                        duration_s=duration_s,
+                        participants=list(participants),
+                        inbox_path=inbox_path,
+                        dropped_at=now,
+                        stage="registered",
+                        reason=None,
+                        updated_at=now,
+                        **ledger,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def get_source(self, key: str) -> SourceRow | None:
+        with self.begin() as conn:
+            row = conn.execute(sources_table.select().where(sources_table.c.key == key)).first()
+        return SourceRow(**row._mapping) if row else None
+
+    def list_sources(self) -> list[SourceRow]:
+        with self.begin() as conn:
+            rows = conn.execute(sources_table.select().order_by(sources_table.c.dropped_at))
+            return [SourceRow(**r._mapping) for r in rows]
+
+    def find_source(self, ref: str) -> SourceRow | None:
+        """A source by key, unique key prefix, file name, title, or a path ending in the name."""
+        ref = ref.strip()
+        name = ref.replace("\\", "/").rsplit("/", 1)[-1]
+        exact = self.get_source(ref)
+        if exact:
+            return exact
+        candidates = [
+            s
+            for s in self.list_sources()
+            if (len(ref) >= 4 and s.key.startswith(ref)) or name in (s.filename, s.title)
+        ]
+        keys = {c.key for c in candidates}
+        if len(keys) == 1:
+            return candidates[0]
+        return None
+
+    def update_source(self, key: str, **values: Any) -> None:
+        values["updated_at"] = utcnow()
+        with self.begin() as conn:
+            conn.execute(sources_table.update().where(sources_table.c.key == key).values(**values))
+
+    def stale_embeddings(self, model: str, limit: int | None = None) -> list[str]:
+        """Searchable sources whose vectors came from another embedding model (or an unknown
+        one), oldest first: the work a model change leaves."""
+        c = sources_table.c
+        query = (
+            sa.select(c.key)
+            .where(c.stage == "searchable", sa.or_(c.embedding_model.is_(None), c.embedding_model != model))
+            .order_by(c.dropped_at)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.begin() as conn:
+            return [row.key for row in conn.execute(query)]
+
+    def set_stage(self, key: str, stage: str, reason: str | None = None) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.update_source(key, stage=stage, reason=reason)
+
+    def sources_in_stages(self, stages: Sequence[str]) -> list[SourceRow]:
+        with self.begin() as conn:
+            rows = conn.execute(sources_table.select().where(sources_table.c.stage.in_(list(stages))))
+            return [SourceRow(**r._mapping) for r in rows]
+
+    def record_quarantine(
+        self, *, filename: str, path: str, reason: str, source_key: str | None = None
+    ) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                quarantine_table.insert().values(
+                    filename=filename, path=path, reason=reason, source_key=source_key, at=utcnow()
+                )
+            )
+
+    def list_quarantine(self) -> list[dict[str, Any]]:
+        with self.begin() as conn:
+            rows = conn.execute(quarantine_table.select().order_by(quarantine_table.c.id))
+            return [dict(r._mapping) for r in rows]

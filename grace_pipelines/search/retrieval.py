@@ -1,0 +1,170 @@
+"""Retrieval: the best passages for a query, with citations, from the LanceDB chunk index.
+
+Hybrid by default (vector + keyed-hash keyword halves, fused; search/fusion.py), then the
+candidates' sentences are scored against the query in one embedding batch: results are
+re-ranked by their best sentence and a recording's window narrows to that sentence (measured
+on tests/eval: see the settings' search-quality knobs). Only sources that still have index
+consent are returned; chunk text is decrypted here, for the results shown, and nowhere else.
+A damaged source is skipped with a warning, never failing the whole search.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from grace_pipelines.db.schema import Stage, utcnow
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.errors import GraceError
+from grace_pipelines.governance.consent import missing_parties
+from grace_pipelines.resources.blob_store import BlobError, open_text
+from grace_pipelines.search.citations import citation_for
+from grace_pipelines.search.fusion import cosine
+from grace_pipelines.search.fusion import rerank as rerank_by_sentences
+from grace_pipelines.settings import GraceSettings
+from grace_pipelines.text.chunking import sentence_spans
+from grace_pipelines.text.keywords import blind_tokens
+
+MODES = ("hybrid", "vector", "keyword")
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    score: float
+    source_key: str
+    title: str
+    kind: str
+    start_s: float | None
+    end_s: float | None
+    text: str
+    citation: str
+    chunk_index: int
+    line_start: int | None = None
+    line_end: int | None = None
+    page: int | None = None
+    heading: str | None = None
+    passage_start_s: float | None = None  # the whole chunk's window; start_s/end_s pinpoint
+    passage_end_s: float | None = None  # the sentence that best matches the query
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Retriever:
+    """Search over one GRACE_HOME's index with plain engine objects: `embedder` (embed,
+    embed_query), `chunk_index` (the LanceDB store's search), `blob_store` (text keys)."""
+
+    def __init__(self, settings: GraceSettings, db: StateDB, embedder: Any, chunk_index: Any, blob_store: Any) -> None:
+        self.settings, self.db = settings, db
+        self.embedder, self.chunk_index, self.blob_store = embedder, chunk_index, blob_store
+        self.warnings: list[str] = []  # what the last search skipped and why (a damaged source)
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool | None = None) -> list[SearchResult]:
+        """Best chunks for `query` with citations; only sources that still have index consent.
+
+        Vector and hybrid results are re-ranked by their best-matching sentence (setting
+        `search_rerank`, on by default; `rerank=` overrides it per call) and a recording's window
+        is narrowed to that sentence. Keyword mode is plain BM25, as asked."""
+        if not query.strip():
+            raise GraceError("the query is empty")
+        if mode not in MODES:
+            raise GraceError(f"unknown search mode {mode!r}; use one of: {', '.join(MODES)}")
+        if k < 1:
+            raise GraceError("k must be at least 1")
+        rerank = self.settings.search_rerank if rerank is None else rerank
+        embedder, store, blobs = self.embedder, self.chunk_index, self.blob_store
+        vector = embedder.embed_query(query) if mode != "keyword" else None
+        tokens = blind_tokens(blobs.index_key(), query) if mode != "vector" else ""
+        depth = max(k, self.settings.rerank_depth) if rerank and mode != "keyword" else k
+        hits = store.search(tokens, vector, k=depth * 3, mode=mode)
+        text_keys: dict[str, bytes | None] = {}
+        allowed: dict[str, bool] = {}
+        kept: list[tuple[Any, SearchResult]] = []
+        self.warnings = []
+        for hit in hits:
+            key = hit.row["source_key"]
+            if key not in allowed:
+                row = self.db.get_source(key)
+                allowed[key] = row is not None and row.stage not in (Stage.PURGING, Stage.PURGED) and not missing_parties(
+                    row.participants, self.db.consent_events(key), "index", utcnow()
+                )
+            if not allowed[key]:
+                continue
+            r = hit.row
+            try:
+                if key not in text_keys:
+                    text_keys[key] = blobs.text_key(key) if blobs.exists(key, "text.key") else None
+                if text_keys[key] is None:
+                    continue  # purged while the index still listed it
+                text = open_text(text_keys[key], r["text_enc"], f"{key}:{int(r['chunk_index'])}")
+                heading = (
+                    open_text(text_keys[key], r["heading_enc"], f"{key}:{int(r['chunk_index'])}:heading")
+                    if r.get("heading_enc") else None
+                )
+            except BlobError as exc:
+                # one damaged key or row must not break every search: skip that source, say so
+                allowed[key] = False
+                self.warnings.append(f"skipped {r.get('title') or key} ({key}): {exc}; run: grace keys verify")
+                continue
+            r = {**r, "heading": heading}
+            kept.append((hit, SearchResult(
+                rank=0, score=round(hit.score, 6), source_key=key, title=r["title"], kind=r["kind"],
+                start_s=r.get("start_s"), end_s=r.get("end_s"), text=text, citation=citation_for(r),
+                chunk_index=int(r["chunk_index"]), line_start=r.get("line_start"), line_end=r.get("line_end"),
+                page=r.get("page"), heading=heading, passage_start_s=r.get("start_s"), passage_end_s=r.get("end_s"),
+            )))
+            if len(kept) >= depth:
+                break
+        if mode != "keyword" and kept:
+            kept = self._sentences(query, vector, kept, rerank=rerank)
+        results = [result for _, result in kept[:k]]
+        for rank, result in enumerate(results, start=1):
+            result.rank = rank
+        return results
+
+    def _sentences(self, query: str, vector: Any, kept: list[tuple[Any, SearchResult]], rerank: bool) -> list[tuple[Any, SearchResult]]:
+        """Score each result's sentences against the query (one embedding batch): re-rank by the
+        best sentence when `rerank`, and narrow each recording's window to its best sentence."""
+        spans: list[list[tuple[int, int, float | None, float | None]]] = []
+        for hit, result in kept:
+            moments = json.loads(hit.row.get("moments") or "[]")
+            if moments:
+                spans.append([(int(m[0]), int(m[1]), float(m[2]), float(m[3])) for m in moments])
+            else:
+                spans.append([(a, b, None, None) for a, b in sentence_spans(result.text)])
+        texts = [result.text[a:b] for (_, result), pieces in zip(kept, spans) for a, b, _, _ in pieces]
+        if not texts:
+            return kept
+        query_vector = np.asarray(vector, dtype=np.float32)
+        flat = self.embedder.embed(texts) @ query_vector
+        sims, at = [], 0
+        for pieces in spans:
+            sims.append(flat[at : at + len(pieces)])
+            at += len(pieces)
+        candidates = [hit for hit, _ in kept]
+        for c in candidates:
+            if c.cosine is None:  # a keyword-only hit under RRF fusion
+                c.cosine = cosine(c.row.get("vector"), query_vector)
+        by_id = {id(hit): (hit, result, pieces) for (hit, result), pieces in zip(kept, spans)}
+        if rerank:
+            ordered = rerank_by_sentences(candidates, sims, alpha=self.settings.rerank_alpha,
+                                          keyword_weight=self.settings.keyword_weight)
+        else:
+            ordered = candidates
+            for c, s in zip(candidates, sims):
+                c.best_sentence = int(np.argmax(s)) if len(s) else None
+        out = []
+        for c in ordered:
+            hit, result, pieces = by_id[id(c)]
+            if rerank:
+                result.score = round(c.score, 6)
+            if c.best_sentence is not None and pieces[c.best_sentence][2] is not None:
+                _, _, start, end = pieces[c.best_sentence]
+                result.start_s, result.end_s = start, end
+                result.citation = citation_for({"title": result.title, "start_s": start, "end_s": end})
+            out.append((hit, result))
+        return out
