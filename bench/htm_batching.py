@@ -89,8 +89,10 @@ def decode_fixture(name: str = "groceries.ogg") -> np.ndarray:
 def build_notes(folder: Path, n: int) -> list[Path]:
     speech = decode_fixture()
     folder.mkdir(parents=True)
-    return [write_wav(folder / f"note-{i:03d}.wav", np.concatenate([np.zeros(i * SR // 100, np.float32), speech]))
-            for i in range(n)]
+    return [
+        write_wav(folder / f"note-{i:03d}.wav", np.concatenate([np.zeros(i * SR // 100, np.float32), speech]))
+        for i in range(n)
+    ]
 
 
 def place(files: list[Path], inbox: Path) -> None:
@@ -114,7 +116,7 @@ def batched(files: list[Path], home: Path) -> dict:
 
     grace = grace_for(home)
     defs = build_definitions(grace.settings)
-    sensor = defs.get_sensor_def("inbox_sensor")
+    sensor = defs.resolve_sensor_def("inbox_sensor")
     place(files, grace.settings.inbox / "voice_note")
     keys: list[str] = []
     runs: list[dict] = []
@@ -135,11 +137,20 @@ def batched(files: list[Path], home: Path) -> dict:
                 job = defs.resolve_job_def(request.job_name or "ingest_job")
                 t = time.perf_counter()
                 out = job.execute_in_process(
-                    instance=instance, run_config={**(request.run_config or {}), **QUIET},
-                    partition_key=request.partition_key, tags=request.tags, raise_on_error=False,
+                    instance=instance,
+                    run_config={**(request.run_config or {}), **QUIET},
+                    partition_key=request.partition_key,
+                    tags=request.tags,
+                    raise_on_error=False,
                 )
-                runs.append({"job": request.job_name, "sources": int((request.tags or {}).get("grace/batch_size", 1)),
-                             "success": out.success, "s": round(time.perf_counter() - t, 3)})
+                runs.append(
+                    {
+                        "job": request.job_name,
+                        "sources": int((request.tags or {}).get("grace/batch_size", 1)),
+                        "success": out.success,
+                        "s": round(time.perf_counter() - t, 3),
+                    }
+                )
                 note(f"batched run {len(runs)}: {runs[-1]}")
             if len(keys) >= len(files) and all_searchable(grace.db, keys):
                 break
@@ -184,8 +195,12 @@ def singles_per_process(files: list[Path], home: Path) -> dict:
     walls, inner = [], []
     for i, key in enumerate(keys):
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--child", str(home), key], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(home), key],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         walls.append(time.perf_counter() - t)
         line = (proc.stdout.strip().splitlines() or ["{}"])[-1]
         try:
@@ -271,7 +286,8 @@ def main() -> None:
             "process_start_cost_s": r3(start_cost_s),
             "batch_runs": n_batches,
             "estimated_wall_s": r3(batched_daemon),
-            "derivation": "batched in-process wall + batch runs x (per-process median wall - in-process median per run)",
+            "derivation": "batched in-process wall"
+            " + batch runs x (per-process median wall - in-process median per run)",
         },
         "ratios": {
             "in_process_singles_vs_batched_in_process": r3(singles_total / b["wall_s"]),

@@ -45,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, note  # noqa: E402
 
 import grace_pipelines.sensors.inbox as sensor_module  # noqa: E402
-from grace_pipelines.definitions import build_definitions  # noqa: E402
 from grace_pipelines.db.htm_ledger import Ledger  # noqa: E402
+from grace_pipelines.db.state import StateDB  # noqa: E402
+from grace_pipelines.definitions import build_definitions  # noqa: E402
 from grace_pipelines.htm.dispatcher import Launch  # noqa: E402
 from grace_pipelines.ingest.inbox import scan_inbox  # noqa: E402
 from grace_pipelines.settings import load_settings  # noqa: E402
-from grace_pipelines.db.state import StateDB  # noqa: E402
 
 FILES = 10_000
 TARGET_S = 5.0
@@ -64,6 +64,7 @@ def _timed(name: str, fn):
             return fn(*args, **kwargs)
         finally:
             PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - started
+
     return wrapper
 
 
@@ -92,8 +93,10 @@ def fill(inbox: Path, n: int) -> None:
         os.utime(path, (past, past))
 
 
-def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None, profile: cProfile.Profile | None = None):
-    sensor = defs.get_sensor_def("inbox_sensor")
+def tick(
+    defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None, profile: cProfile.Profile | None = None
+):
+    sensor = defs.resolve_sensor_def("inbox_sensor")
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=dict(defs.resources))
     PHASES.clear()
     started = time.perf_counter()
@@ -106,10 +109,18 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None,
     for request in result.dynamic_partitions_requests or []:  # the daemon's part, untimed
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     new = sum(len(r.partition_keys) for r in result.dynamic_partitions_requests or [])
-    return {"s": seconds, "scan_s": PHASES.get("scan", 0.0), "dispatch_s": PHASES.get("dispatch", 0.0),
-            "new": new, "runs": len(result.run_requests or []),
-            "batched_sources": sum(len((r.tags or {}).get("grace/sources", "").split(",")) for r in result.run_requests
-                                   if r.job_name == "tiny_batch_job")}, result
+    return {
+        "s": seconds,
+        "scan_s": PHASES.get("scan", 0.0),
+        "dispatch_s": PHASES.get("dispatch", 0.0),
+        "new": new,
+        "runs": len(result.run_requests or []),
+        "batched_sources": sum(
+            len((r.tags or {}).get("grace/sources", "").split(","))
+            for r in result.run_requests
+            if r.job_name == "tiny_batch_job"
+        ),
+    }, result
 
 
 def waiting(db: StateDB) -> int:
@@ -122,7 +133,8 @@ def r3(x: float) -> float:
 
 def summary(ticks: list[dict]) -> dict:
     return {k: r3(statistics.median(t[k] for t in ticks)) for k in ("s", "scan_s", "dispatch_s")} | {
-        "max_s": r3(max(t["s"] for t in ticks))}
+        "max_s": r3(max(t["s"] for t in ticks))
+    }
 
 
 def profile_top(profile: cProfile.Profile, n: int = 15) -> list[str]:
@@ -130,7 +142,7 @@ def profile_top(profile: cProfile.Profile, n: int = 15) -> list[str]:
     pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(n)
     lines = [ln.rstrip() for ln in out.getvalue().splitlines()]
     start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
-    return [ln for ln in lines[start: start + n + 1] if ln.strip()]
+    return [ln for ln in lines[start : start + n + 1] if ln.strip()]
 
 
 def main() -> None:
@@ -151,8 +163,10 @@ def main() -> None:
             registered += t["new"]
             t["waiting_after"] = waiting(db)
             ticks.append(t)
-            note(f"tick {len(ticks)}: {t['s']:.3f} s (scan {t['scan_s']:.3f}, dispatch {t['dispatch_s']:.3f}), "
-                 f"+{t['new']} registered, {t['runs']} runs, {t['waiting_after']} waiting")
+            note(
+                f"tick {len(ticks)}: {t['s']:.3f} s (scan {t['scan_s']:.3f}, dispatch {t['dispatch_s']:.3f}), "
+                f"+{t['new']} registered, {t['runs']} runs, {t['waiting_after']} waiting"
+            )
             if t["new"] == 0:
                 ticks.pop()  # the last tick found nothing new: it is a steady tick
                 break
@@ -180,8 +194,17 @@ def main() -> None:
         db_b = StateDB(settings_b.state_url)
         ledger_b = Ledger(db_b)
         for i in range(settings_b.origin_runs_per_minute):  # this minute's launches for `document`, spent
-            ledger_b.record_launch(Launch(keys=["x"], origin="document", size_class="tiny", priority=0,
-                                          reason="bench: cap spent", run_key=f"bench-{i}"), clock_b.frozen)
+            ledger_b.record_launch(
+                Launch(
+                    keys=["x"],
+                    origin="document",
+                    size_class="tiny",
+                    priority=0,
+                    reason="bench: cap spent",
+                    run_key=f"bench-{i}",
+                ),
+                clock_b.frozen,
+            )
         fill(settings_b.inbox, FILES)
         cursor_b, ticks_b = None, []
         reg_profile = cProfile.Profile()
@@ -197,7 +220,10 @@ def main() -> None:
         profile = cProfile.Profile()
         profiled, _ = tick(defs_b, instance, cursor_b, profile)
         top = profile_top(profile)
-        note(f"B steady (10,000 waiting): {statistics.median(t['s'] for t in steady_b):.3f} s; profiled {profiled['s']:.3f} s")
+        note(
+            f"B steady (10,000 waiting): {statistics.median(t['s'] for t in steady_b):.3f} s;"
+            f" profiled {profiled['s']:.3f} s"
+        )
         # the dispatcher's query alone
         started = time.perf_counter()
         rows = Ledger(db_b).waiting()
@@ -210,8 +236,13 @@ def main() -> None:
         scan = scan_inbox(uncapped_settings, StateDB(uncapped_settings.state_url), None)
         uncapped = time.perf_counter() - started
 
-    all_ticks = [t["s"] for t in ticks] + [t["s"] for t in steady] + [reopened["s"], urgent["s"]] + [t["s"] for t in ticks_b] + [
-        t["s"] for t in steady_b]
+    all_ticks = (
+        [t["s"] for t in ticks]
+        + [t["s"] for t in steady]
+        + [reopened["s"], urgent["s"]]
+        + [t["s"] for t in ticks_b]
+        + [t["s"] for t in steady_b]
+    )
     emit(
         "inbox_tick",
         {
@@ -232,8 +263,10 @@ def main() -> None:
             },
             "steady_cap_spent": {"waiting": waiting_steady, **summary(steady)},
             "steady_cap_reopened": {k: (r3(v) if isinstance(v, float) else v) for k, v in reopened.items()},
-            "sla_violated_flush": {**{k: (r3(v) if isinstance(v, float) else v) for k, v in urgent.items()},
-                                   "profile_top_cumulative": profile_top(urgent_profile, 20)},
+            "sla_violated_flush": {
+                **{k: (r3(v) if isinstance(v, float) else v) for k, v in urgent.items()},
+                "profile_top_cumulative": profile_top(urgent_profile, 20),
+            },
             "all_waiting_10000": {
                 "waiting": waiting_b,
                 "registering_ticks": summary(ticks_b),

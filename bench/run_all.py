@@ -47,8 +47,12 @@ def run(name: str, script: str, extra: dict[str, str], timeout: int) -> dict:
     started = time.perf_counter()
     print(f"== {name}", file=sys.stderr, flush=True)
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH / script)], env=env, cwd=BENCH.parent,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(BENCH / script)],
+        env=env,
+        cwd=BENCH.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -59,14 +63,21 @@ def run(name: str, script: str, extra: dict[str, str], timeout: int) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
             stdout, stderr = proc.communicate()
-        return {"error": f"timed out after {timeout} s", "stderr_tail": (stderr or "")[-2000:],
-                "wall_s": round(time.perf_counter() - started, 1)}
+        return {
+            "error": f"timed out after {timeout} s",
+            "stderr_tail": (stderr or "")[-2000:],
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
     wall = round(time.perf_counter() - started, 1)
     sys.stderr.write("".join(line + "\n" for line in stderr.splitlines() if "WARN  lance" not in line))
     lines = [line for line in stdout.splitlines() if line.strip().startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"error": f"exit code {proc.returncode}", "stderr_tail": stderr[-2000:], "wall_s": wall,
-                **({"partial": json.loads(lines[-1])} if lines else {})}
+        return {
+            "error": f"exit code {proc.returncode}",
+            "stderr_tail": stderr[-2000:],
+            "wall_s": wall,
+            **({"partial": json.loads(lines[-1])} if lines else {}),
+        }
     result = json.loads(lines[-1])
     result["wall_s"] = wall
     return result

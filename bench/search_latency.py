@@ -1,9 +1,10 @@
-"""Search latency over 100,000 chunks in LanceDB, through Grace's VectorStore resource.
+"""Search latency over 100,000 chunks in LanceDB, through Grace's plain ChunkIndex (what the
+VectorStore resource delegates to).
 
 Data: 1,000 sources x 100 chunks in the real `chunks` schema, 384-d random unit vectors
 (seeded), ~500-character texts of common English words. Queries: a stored vector plus noise
 (cosine about 0.85 to its source, like a paraphrase) and 2-4 vocabulary words; k=5, through
-`VectorStore.search(query, vector, k=5, mode=...)`, the code path `Grace.search` uses.
+`ChunkIndex.search(query, vector, k=5, mode=...)`, the code path `Grace.search` uses.
 
 The table is laid out as the `embeddings` asset leaves it: one merge-insert (`upsert_source`,
 with Grace's FTS maintenance) per source, so ~1,000 fragments and versions. To stay within a
@@ -12,7 +13,7 @@ between through `table.add` of the same rows followed by the same `_ensure_fts` 
 fragment layout and index state); set BENCH_SEARCH_FULL_BUILD=1 to upsert all 1,000.
 
 Configurations measured, in order, on the same table:
-1. `as_is`: what Grace's VectorStore does today (see `grace_current_config`: no vector index,
+1. `as_is`: what Grace's ChunkIndex does today (see `grace_current_config`: no vector index,
    so exact search; the FTS index is brought up to date by `_ensure_fts` only every N
    unindexed rows, and the rows in between are searched by a flat scan).
 2. `optimized`: after `table.optimize()` (compaction + index update: every row FTS-indexed),
@@ -24,8 +25,8 @@ Configurations measured, in order, on the same table:
    table looks like between two maintenance passes), 40 queries per mode.
 Modes whose single query takes long are time-boxed (`n` says how many queries ran).
 
-For 100,000 vs 1,000,000 chunks, with and without the vector index that `VectorStore.maintain()`
-builds, and recall@10 through `VectorStore.search` on clustered vectors, see bench/search_scale.py.
+For 100,000 vs 1,000,000 chunks, with and without the vector index that `ChunkIndex.maintain()`
+builds, and recall@10 through `ChunkIndex.search` on clustered vectors, see bench/search_scale.py.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ SEED = 20261124
 QUERY_NOISE = 0.6  # norm of the noise added to a stored vector: cosine ~0.86 to its source
 UNINDEXED_STEPS = (500, 2000)
 # per-sentence moments as the embeddings asset stores them (JSON; ignored if the schema lacks it)
-MOMENTS = "[[0, 96, 0.0, 5.1], [97, 201, 5.5, 10.8], [202, 310, 11.2, 16.4], [311, 409, 16.9, 21.7], [410, 500, 22.1, 24.0]]"
+MOMENTS = (
+    "[[0, 96, 0.0, 5.1], [97, 201, 5.5, 10.8], [202, 310, 11.2, 16.4], [311, 409, 16.9, 21.7], [410, 500, 22.1, 24.0]]"
+)
 RECALL_TUNINGS = [{}, {"ef": 200}, {"ef": 300, "refine_factor": 5}]
 
 
@@ -119,30 +122,41 @@ def recall_at(table, ids: np.ndarray, vectors: np.ndarray, qv: np.ndarray, k: in
         ms.append((time.perf_counter() - t) * 1000)
         recalls.append(len(set(got) & set(exact)) / k)
         top1 += bool(got) and got[0] == exact[0]
-    return {"tuning": tune or "defaults", "recall_at_10": round(float(np.mean(recalls)), 3),
-            "nearest_found_at_rank_1": round(top1 / len(qv), 3),
-            "p50_ms": round(percentile(ms, 50), 2), "p99_ms": round(percentile(ms, 99), 2)}
+    return {
+        "tuning": tune or "defaults",
+        "recall_at_10": round(float(np.mean(recalls)), 3),
+        "nearest_found_at_rank_1": round(top1 / len(qv), 3),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+    }
 
 
 def table_shape(table) -> dict:
     info = {"rows": table.count_rows(), "versions": len(table.list_versions())}
     for ix in table.list_indices():
         st = table.index_stats(ix.name)
-        info[ix.name] = {"type": str(st.index_type), "indexed_rows": st.num_indexed_rows, "unindexed_rows": st.num_unindexed_rows}
+        info[ix.name] = {
+            "type": str(st.index_type),
+            "indexed_rows": st.num_indexed_rows,
+            "unindexed_rows": st.num_unindexed_rows,
+        }
     return info
 
 
 def current_config(store, table) -> dict:
-    """What the VectorStore code does today, read from the code and the table it built."""
+    """What the ChunkIndex code does today, read from the code and the table it built."""
     indices = {ix.name: str(ix.index_type) for ix in table.list_indices()}
     vector_indexed = any(ix.columns == ["vector"] for ix in table.list_indices())
     knobs = {name: getattr(store, name) for name in type(store).model_fields if name != "uri"}
     candidates = inspect.signature(type(store).search).parameters["candidates"].default
     return {
-        "vector_search": "ANN index" if vector_indexed else "exact (flat) cosine search over every row: no vector index is created",
+        "vector_search": "ANN index"
+        if vector_indexed
+        else "exact (flat) cosine search over every row: no vector index is created",
         "indices_after_build": indices,
         "fts_maintenance_knobs": knobs,
-        "hybrid": f"vector top-{candidates} + keyword top-{candidates} fused by RRF in Python (VectorStore.search candidates)",
+        "hybrid": f"vector top-{candidates} + keyword top-{candidates} fused by RRF in Python"
+        " (ChunkIndex.search candidates)",
         "note": "the 'as_is' figures are this configuration; unindexed FTS rows are searched by a flat scan",
     }
 
@@ -150,8 +164,8 @@ def current_config(store, table) -> dict:
 def main() -> None:
     import pyarrow as pa
 
-    from grace_pipelines.resources.blob_store import seal_text
-    from grace_pipelines.resources.vector_store import VectorStore, chunks_schema
+    from grace_pipelines.stores.blobs import seal_text
+    from grace_pipelines.stores.vectors import ChunkIndex, chunks_schema
     from grace_pipelines.text.keywords import blind_tokens
 
     rng = np.random.default_rng(SEED)
@@ -167,15 +181,20 @@ def main() -> None:
     note(f"generated {n} rows in {gen_s:.1f} s")
 
     result: dict = {
-        "rows": n, "sources": SOURCES, "chunks_per_source": CHUNKS_PER_SOURCE, "dim": DIM, "k": K,
-        "queries_per_mode_max": QUERIES, "mode_time_box_s": MODE_BUDGET_S,
+        "rows": n,
+        "sources": SOURCES,
+        "chunks_per_source": CHUNKS_PER_SOURCE,
+        "dim": DIM,
+        "k": K,
+        "queries_per_mode_max": QUERIES,
+        "mode_time_box_s": MODE_BUDGET_S,
         "data": "uniform random unit vectors (seeded; worst case for ANN recall); query = stored vector + noise "
-                f"(norm {QUERY_NOISE}, cosine ~0.86 to its source); texts ~500 chars of common English words; "
-                "keyword queries 2-4 words",
+        f"(norm {QUERY_NOISE}, cosine ~0.86 to its source); texts ~500 chars of common English words; "
+        "keyword queries 2-4 words",
     }
 
     with tempfile.TemporaryDirectory(prefix="grace-bench-lance-") as tmp:
-        store = VectorStore(uri=tmp)
+        store = ChunkIndex(uri=tmp)
         upsert_ms: list[tuple[int, float]] = []
         add_ms: list[float] = []
         t_build = time.perf_counter()
@@ -183,12 +202,21 @@ def main() -> None:
             base = s * CHUNKS_PER_SOURCE
             rows = [
                 {
-                    "id": f"{key}:{i}", "source_key": key, "chunk_index": i,
+                    "id": f"{key}:{i}",
+                    "source_key": key,
+                    "chunk_index": i,
                     "text_enc": seal_text(TEXT_KEY, texts[base + i], f"{key}:{i}"),
                     "keywords": blind_tokens(INDEX_KEY, texts[base + i]),
-                    "title": f"note-{s}.m4a", "kind": "audio", "start_s": float(i * 20), "end_s": float(i * 20 + 24),
-                    "line_start": None, "line_end": None, "model": "all-MiniLM-L6-v2-int8-onnx", "model_version": "bench",
-                    "moments": MOMENTS, "vector": vectors[base + i],
+                    "title": f"note-{s}.m4a",
+                    "kind": "audio",
+                    "start_s": float(i * 20),
+                    "end_s": float(i * 20 + 24),
+                    "line_start": None,
+                    "line_end": None,
+                    "model": "all-MiniLM-L6-v2-int8-onnx",
+                    "model_version": "bench",
+                    "moments": MOMENTS,
+                    "vector": vectors[base + i],
                 }
                 for i in range(CHUNKS_PER_SOURCE)
             ]
@@ -208,10 +236,15 @@ def main() -> None:
         head = [ms for s, ms in upsert_ms if s < UPSERT_HEAD_TAIL]
         tail = [ms for s, ms in upsert_ms if s >= SOURCES - UPSERT_HEAD_TAIL]
         # upsert_source cost grows about linearly with table size (the merge scans the table)
-        est_full = build_s if FULL_BUILD else (sum(head) + sum(tail) + (SOURCES - 2 * UPSERT_HEAD_TAIL) * (np.mean(head) + np.mean(tail)) / 2) / 1000
+        est_full = (
+            build_s
+            if FULL_BUILD
+            else (sum(head) + sum(tail) + (SOURCES - 2 * UPSERT_HEAD_TAIL) * (np.mean(head) + np.mean(tail)) / 2) / 1000
+        )
         result["build"] = {
-            "method": "upsert_source for all sources" if FULL_BUILD else
-                      f"upsert_source for the first and last {UPSERT_HEAD_TAIL} sources, table.add + _ensure_fts between",
+            "method": "upsert_source for all sources"
+            if FULL_BUILD
+            else f"upsert_source for the first and last {UPSERT_HEAD_TAIL} sources, table.add + _ensure_fts between",
             "data_gen_s": round(gen_s, 2),
             "build_s_measured": round(build_s, 2),
             "build_s_all_upsert_source": round(float(est_full), 1),
@@ -232,8 +265,11 @@ def main() -> None:
         table.optimize()
         optimize_s = time.perf_counter() - t
         table = store.table()
-        result["optimized"] = {"optimize_s": round(optimize_s, 2), "table": table_shape(table),
-                               **run_modes(store, qv, qt, ("vector", "keyword", "hybrid"), "optimized")}
+        result["optimized"] = {
+            "optimize_s": round(optimize_s, 2),
+            "table": table_shape(table),
+            **run_modes(store, qv, qt, ("vector", "keyword", "hybrid"), "optimized"),
+        }
 
         rq, _ = make_queries(rng, vectors, vocab, RECALL_QUERIES)
         result["optimized"]["exact_search_sanity"] = recall_at(table, ids, vectors, rq[:10])  # must be 1.0
@@ -254,7 +290,8 @@ def main() -> None:
             for r in recalls:
                 note(f"recall {r}")
             result["ivf_hnsw_sq"] = {
-                "index": "table.create_index('vector', config=IvfHnswSq(distance_type='cosine')), defaults, after optimize()",
+                "index": "table.create_index('vector', config=IvfHnswSq(distance_type='cosine')),"
+                " defaults, after optimize()",
                 "build_s": round(index_s, 2),
                 "table": table_shape(table),
                 **searched,
@@ -272,14 +309,28 @@ def main() -> None:
             count = target - added
             vec = extra_rng.standard_normal((count, DIM)).astype(np.float32)
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-            rows = [{"id": f"ffffffffffffffff:{added + i}", "source_key": "ffffffffffffffff", "chunk_index": added + i,
-                     "keywords": blind_tokens(INDEX_KEY, sentences_text(extra_rng, vocab, 500)), "title": "new", "kind": "audio",
-                     "model": "bench", "model_version": "bench", "moments": MOMENTS, "vector": vec[i]} for i in range(count)]
+            rows = [
+                {
+                    "id": f"ffffffffffffffff:{added + i}",
+                    "source_key": "ffffffffffffffff",
+                    "chunk_index": added + i,
+                    "keywords": blind_tokens(INDEX_KEY, sentences_text(extra_rng, vocab, 500)),
+                    "title": "new",
+                    "kind": "audio",
+                    "model": "bench",
+                    "model_version": "bench",
+                    "moments": MOMENTS,
+                    "vector": vec[i],
+                }
+                for i in range(count)
+            ]
             table.add(pa.Table.from_pylist(rows, schema=chunks_schema(DIM)))
             added = target
             table = store.table()
-            between[f"{target}_new_rows"] = {"table": table_shape(table),
-                                             **run_modes(store, qv[:40], qt[:40], ("vector", "keyword", "hybrid"), f"+{target} rows")}
+            between[f"{target}_new_rows"] = {
+                "table": table_shape(table),
+                **run_modes(store, qv[:40], qt[:40], ("vector", "keyword", "hybrid"), f"+{target} rows"),
+            }
         result["after_new_unindexed_rows"] = between
     emit("search_latency", result)
 

@@ -1,12 +1,12 @@
-"""Search latency and ANN recall at 100,000 or 1,000,000 chunks, through Grace's VectorStore.
+"""Search latency and ANN recall at 100,000 or 1,000,000 chunks, through Grace's ChunkIndex.
 
 Usage:  .venv/bin/python bench/search_scale.py [ROWS]      (or BENCH_SEARCH_ROWS=1000000)
 Writes bench/results/search_latency_scale_{ROWS}.json (`_uniform` appended for BENCH_SEARCH_DATA=uniform).
 
-Answers: p50/p99 of `VectorStore.search(...)` for vector / keyword / hybrid (k=5) with and
-without the vector index, the time `VectorStore.maintain()` takes to build it, and recall@10
+Answers: p50/p99 of `ChunkIndex.search(...)` for vector / keyword / hybrid (k=5) with and
+without the vector index, the time `ChunkIndex.maintain()` takes to build it, and recall@10
 of the indexed search vs exact numpy brute force over the same vectors, measured through
-`VectorStore.search(query, vector, k=10, mode="vector")` (the code path `Grace.search` uses)
+`ChunkIndex.search(query, vector, k=10, mode="vector")` (the code path `Grace.search` uses)
 at the shipped settings (ann_ef=200, ann_refine_factor=5) and at alternative settings.
 
 Data (seeded): `ROWS / 100` sources x 100 chunks in the real `chunks` schema. Vectors are
@@ -24,9 +24,9 @@ Build (documented shortcut): the embeddings asset writes one `upsert_source` mer
 source; at 1M rows that is hours, so only the first HEAD and last TAIL sources go through
 `upsert_source` (timed: the tail shows what one upsert costs at full size) and the rest through
 `table.add` in batches of 100,000 rows. Then, as Grace's maintenance does:
-  1. `VectorStore(ann_min_rows=huge).maintain()`: optimize() only (compaction, FTS fold-in):
+  1. `ChunkIndex(ann_min_rows=huge).maintain()`: optimize() only (compaction, FTS fold-in):
      the "no vector index" state, i.e. Grace below ann_min_rows (exact search);
-  2. `VectorStore().maintain()` with the shipped settings: optimize() and, since rows >=
+  2. `ChunkIndex().maintain()` with the shipped settings: optimize() and, since rows >=
      ann_min_rows, IVF_HNSW_SQ(cosine, num_partitions = rows // 50,000).
 Latency per mode is time-boxed (BENCH_SEARCH_MODE_BUDGET_S, default 15 s, at least MIN queries),
 so `n` says how many queries ran; exact search at 1M is slow and gets few.
@@ -34,11 +34,11 @@ so `n` says how many queries ran; exact search at 1M is slow and gets few.
 share the 2 CPUs.
 
 BENCH_SEARCH_ONLY=hybrid_indexed (a re-measure of hybrid search; writes
-search_latency_scale_{ROWS}_hybrid.json): the same build and `VectorStore().maintain()`, but no
+search_latency_scale_{ROWS}_hybrid.json): the same build and `ChunkIndex().maintain()`, but no
 no-index latencies and no recall; every mode runs all QUERIES queries (no time box): vector,
 keyword, hybrid at k=5 (shipped defaults: candidates=20, halves concurrent, vector half without
 LanceDB's refine pass, re-scored exactly), hybrid at candidates=50, a per-query profile of
-hybrid's halves timed by calling `VectorStore._vector(..., refine=None)` / `VectorStore._keyword`
+hybrid's halves timed by calling `ChunkIndex._vector(..., refine=None)` / `ChunkIndex._keyword`
 directly (as `search` calls them), one after the other, and recall@10 on RECALL_QUERIES queries
 of (a) hybrid's vector-half candidate set, `_vector(table, q, 20, ann_ef, None)`, i.e. the share
 of the exact top-10 found within those 20 candidates, and (b) the shipped vector mode
@@ -82,7 +82,9 @@ RECALL_TARGET = 0.95
 SEED = 20261124
 INDEX_KEY = b"bench-index-key-0123456789abcdef"
 TEXT_KEY = b"bench-text-key-0123456789abcdef!"
-MOMENTS = "[[0, 96, 0.0, 5.1], [97, 201, 5.5, 10.8], [202, 310, 11.2, 16.4], [311, 409, 16.9, 21.7], [410, 500, 22.1, 24.0]]"
+MOMENTS = (
+    "[[0, 96, 0.0, 5.1], [97, 201, 5.5, 10.8], [202, 310, 11.2, 16.4], [311, 409, 16.9, 21.7], [410, 500, 22.1, 24.0]]"
+)
 # (ann_ef, ann_refine_factor): shipped first, then alternatives
 SETTINGS = [(200, 5), (100, 5), (400, 10), (200, 10)]
 
@@ -92,8 +94,13 @@ def load() -> list[float]:
 
 
 def stats(ms: list[float]) -> dict:
-    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p99_ms": round(percentile(ms, 99), 2),
-            "mean_ms": round(float(np.mean(ms)), 2), "max_ms": round(max(ms), 2)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+        "mean_ms": round(float(np.mean(ms)), 2),
+        "max_ms": round(max(ms), 2),
+    }
 
 
 def make_vectors(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict]:
@@ -109,15 +116,15 @@ def make_vectors(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict]:
     assign = rng.choice(CENTRES, size=n, p=weights)
     v = np.empty((n, DIM), dtype=np.float32)
     for start in range(0, n, BATCH_ROWS):
-        a = assign[start:start + BATCH_ROWS]
+        a = assign[start : start + BATCH_ROWS]
         noise = rng.standard_normal((len(a), DIM), dtype=np.float32) * (spread[a, None] / np.sqrt(DIM))
         block = centres[a] + noise
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        v[start:start + BATCH_ROWS] = block
+        v[start : start + BATCH_ROWS] = block
     sizes = np.bincount(assign, minlength=CENTRES)
     return v, {
         "vectors": f"clustered: {CENTRES} gaussian centres uniform on the unit sphere, log-normal(sigma 1) cluster "
-                   f"sizes, vector = centre + isotropic noise of norm U{SPREAD} per cluster, normalised",
+        f"sizes, vector = centre + isotropic noise of norm U{SPREAD} per cluster, normalised",
         "cluster_size_min_median_max": [int(sizes.min()), int(np.median(sizes)), int(sizes.max())],
     }
 
@@ -129,8 +136,10 @@ def make_queries(rng: np.random.Generator, vectors: np.ndarray, vocab: list[str]
     noise = rng.standard_normal((n, DIM)).astype(np.float32) * (QUERY_NOISE / np.sqrt(DIM))
     q = vectors[idx] + noise
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    texts = [blind_tokens(INDEX_KEY, " ".join(vocab[int(j)] for j in rng.integers(0, 2000, int(rng.integers(2, 5)))))
-             for _ in range(n)]
+    texts = [
+        blind_tokens(INDEX_KEY, " ".join(vocab[int(j)] for j in rng.integers(0, 2000, int(rng.integers(2, 5)))))
+        for _ in range(n)
+    ]
     return q.astype(np.float32), texts
 
 
@@ -158,8 +167,8 @@ class Rows:
     def table(self, start: int, stop: int):
         import pyarrow as pa
 
-        from grace_pipelines.resources.blob_store import seal_text
-        from grace_pipelines.resources.vector_store import chunks_schema
+        from grace_pipelines.stores.blobs import seal_text
+        from grace_pipelines.stores.vectors import chunks_schema
 
         n = stop - start
         schema = chunks_schema(DIM)
@@ -174,11 +183,15 @@ class Rows:
             kw.append(self.keywords(r))
         idx_np = np.asarray(idx, dtype=np.int32)
         cols = {
-            "id": pa.array(ids, pa.string()), "source_key": pa.array(srcs, pa.string()),
-            "chunk_index": pa.array(idx_np), "text_enc": pa.array(enc, pa.binary()), "keywords": pa.array(kw, pa.string()),
+            "id": pa.array(ids, pa.string()),
+            "source_key": pa.array(srcs, pa.string()),
+            "chunk_index": pa.array(idx_np),
+            "text_enc": pa.array(enc, pa.binary()),
+            "keywords": pa.array(kw, pa.string()),
             "title": pa.array([f"note-{r // CHUNKS_PER_SOURCE}.m4a" for r in range(start, stop)], pa.string()),
             "kind": pa.array(["audio"] * n, pa.string()),
-            "start_s": pa.array(idx_np * 20.0), "end_s": pa.array(idx_np * 20.0 + 24.0),
+            "start_s": pa.array(idx_np * 20.0),
+            "end_s": pa.array(idx_np * 20.0 + 24.0),
             "moments": pa.array([MOMENTS] * n, pa.string()),
             "model": pa.array(["all-MiniLM-L6-v2-int8-onnx"] * n, pa.string()),
             "model_version": pa.array(["bench"] * n, pa.string()),
@@ -214,7 +227,7 @@ def run_modes(store, qv, qt, label: str) -> dict:
 def exact_top(vectors: np.ndarray, ids: np.ndarray, qv: np.ndarray, k: int) -> list[set]:
     out = []
     for start in range(0, len(qv), 50):
-        scores = vectors @ qv[start:start + 50].T  # unit vectors: dot = cosine
+        scores = vectors @ qv[start : start + 50].T  # unit vectors: dot = cosine
         top = np.argpartition(-scores, k, axis=0)[:k]
         out.extend(set(ids[top[:, j]]) for j in range(top.shape[1]))
     return out
@@ -232,9 +245,15 @@ def recall(store, qv, exact: list[set], budget_s: float | None = None) -> dict:
         if budget_s and len(ms) >= MIN_QUERIES and time.perf_counter() - started > budget_s:
             break
     r = np.asarray(recalls)
-    return {"ann_ef": store.ann_ef, "ann_refine_factor": store.ann_refine_factor, "queries": len(r),
-            "recall_at_10": round(float(r.mean()), 4), "recall_at_10_p10": round(float(np.percentile(r, 10)), 2),
-            "queries_below_0.9": int((r < 0.9).sum()), "k10_latency": stats(ms)}
+    return {
+        "ann_ef": store.ann_ef,
+        "ann_refine_factor": store.ann_refine_factor,
+        "queries": len(r),
+        "recall_at_10": round(float(r.mean()), 4),
+        "recall_at_10_p10": round(float(np.percentile(r, 10)), 2),
+        "queries_below_0.9": int((r < 0.9).sum()),
+        "k10_latency": stats(ms),
+    }
 
 
 def profile_halves(store, table, qv, qt) -> dict:
@@ -260,7 +279,8 @@ def profile_halves(store, table, qv, qt) -> dict:
             hyb_ms.append((t3 - t2) * 1000)
             vec_wins += (t1 - t0) >= (t2 - t1)
         out[f"candidates_{pool}"] = {
-            "vector_half": stats(vec_ms), "keyword_half": stats(kw_ms),
+            "vector_half": stats(vec_ms),
+            "keyword_half": stats(kw_ms),
             "sum_of_halves": stats([a + b for a, b in zip(vec_ms, kw_ms)]),
             "max_of_halves": stats([max(a, b) for a, b in zip(vec_ms, kw_ms)]),
             "hybrid_search_same_query": stats(hyb_ms),
@@ -281,23 +301,31 @@ def candidate_recall(store, table, qv, exact: list[set], pool: int = 20) -> dict
         ms.append((time.perf_counter() - t) * 1000)
         recalls.append(len({h.row["id"] for h in hits} & truth) / RECALL_K)
     r = np.asarray(recalls)
-    return {"call": f"_vector(table, q, {pool}, ann_ef={store.ann_ef}, refine=None)", "queries": len(r),
-            f"recall_at_{RECALL_K}_within_{pool}_candidates": round(float(r.mean()), 4),
-            "recall_p10": round(float(np.percentile(r, 10)), 2), "queries_below_0.9": int((r < 0.9).sum()),
-            "latency": stats(ms)}
+    return {
+        "call": f"_vector(table, q, {pool}, ann_ef={store.ann_ef}, refine=None)",
+        "queries": len(r),
+        f"recall_at_{RECALL_K}_within_{pool}_candidates": round(float(r.mean()), 4),
+        "recall_p10": round(float(np.percentile(r, 10)), 2),
+        "queries_below_0.9": int((r < 0.9).sum()),
+        "latency": stats(ms),
+    }
 
 
 def table_shape(table) -> dict:
     info = {"rows": table.count_rows(), "versions": len(table.list_versions())}
     for ix in table.list_indices():
         st = table.index_stats(ix.name)
-        info[ix.name] = {"type": str(st.index_type), "indexed_rows": st.num_indexed_rows,
-                         "unindexed_rows": st.num_unindexed_rows, "num_indices": st.num_indices}
+        info[ix.name] = {
+            "type": str(st.index_type),
+            "indexed_rows": st.num_indexed_rows,
+            "unindexed_rows": st.num_unindexed_rows,
+            "num_indices": st.num_indices,
+        }
     return info
 
 
 def main() -> None:
-    from grace_pipelines.resources.vector_store import VectorStore
+    from grace_pipelines.stores.vectors import ChunkIndex
 
     assert ROWS % CHUNKS_PER_SOURCE == 0 and ROWS >= (HEAD + TAIL) * CHUNKS_PER_SOURCE
     loads = {"start": load()}
@@ -319,21 +347,31 @@ def main() -> None:
     exact_s = time.perf_counter() - t
 
     result: dict = {
-        "rows": ROWS, "sources": sources, "chunks_per_source": CHUNKS_PER_SOURCE, "dim": DIM, "k": K,
-        "data": {**data_info, "queries": f"stored vector + gaussian noise of norm {QUERY_NOISE} (cosine ~0.86), normalised; "
-                 "keyword queries 2-4 common words, blinded", "texts": f"{WORDS_PER_CHUNK} common English words (~500 chars), "
-                 "sealed into text_enc; keywords = blind tokens"},
+        "rows": ROWS,
+        "sources": sources,
+        "chunks_per_source": CHUNKS_PER_SOURCE,
+        "dim": DIM,
+        "k": K,
+        "data": {
+            **data_info,
+            "queries": f"stored vector + gaussian noise of norm {QUERY_NOISE} (cosine ~0.86), normalised; "
+            "keyword queries 2-4 common words, blinded",
+            "texts": f"{WORDS_PER_CHUNK} common English words (~500 chars), "
+            "sealed into text_enc; keywords = blind tokens",
+        },
         "targets": {"vector_p99_ms_under": P99_TARGET_MS, "recall_at_10_at_least": RECALL_TARGET},
-        "queries_per_mode_max": QUERIES, "mode_time_box_s": MODE_BUDGET_S, "recall_queries": RECALL_QUERIES,
+        "queries_per_mode_max": QUERIES,
+        "mode_time_box_s": MODE_BUDGET_S,
+        "recall_queries": RECALL_QUERIES,
         "recall_ground_truth": f"exact numpy cosine top-{RECALL_K} over the same {ROWS} vectors "
-                               f"({exact_s:.1f} s for {RECALL_QUERIES} queries)",
+        f"({exact_s:.1f} s for {RECALL_QUERIES} queries)",
     }
 
     base = os.environ.get("BENCH_TMPDIR") or None
     tmp = tempfile.mkdtemp(prefix="grace-bench-scale-", dir=base)
     try:
-        store = VectorStore(uri=tmp)  # shipped settings
-        plain = VectorStore(uri=tmp, ann_min_rows=10**12)  # the same maintenance, never an ANN index
+        store = ChunkIndex(uri=tmp)  # shipped settings
+        plain = ChunkIndex(uri=tmp, ann_min_rows=10**12)  # the same maintenance, never an ANN index
         result["shipped_settings"] = {name: getattr(store, name) for name in type(store).model_fields if name != "uri"}
 
         def upsert(s: int) -> float:
@@ -365,11 +403,15 @@ def main() -> None:
         table = store.table()
         result["build"] = {
             "method": f"upsert_source for the first {HEAD} and last {TAIL} sources; table.add in batches of "
-                      f"{BATCH_ROWS} rows ({batches} batches) between; then VectorStore(ann_min_rows=inf).maintain()",
-            "data_gen_s": round(gen_s, 1), "table_add_s": round(add_s, 1),
-            "maintain_without_ann_s": round(m1_s, 1), "maintain_without_ann": m1,
-            "upsert_source_ms_first": stats(head_ms), "upsert_source_ms_at_full_size": stats(tail_ms),
-            "maintain_after_tail": m2, "total_s": round(build_s, 1),
+            f"{BATCH_ROWS} rows ({batches} batches) between; then ChunkIndex(ann_min_rows=inf).maintain()",
+            "data_gen_s": round(gen_s, 1),
+            "table_add_s": round(add_s, 1),
+            "maintain_without_ann_s": round(m1_s, 1),
+            "maintain_without_ann": m1,
+            "upsert_source_ms_first": stats(head_ms),
+            "upsert_source_ms_at_full_size": stats(tail_ms),
+            "maintain_after_tail": m2,
+            "total_s": round(build_s, 1),
             "disk_bytes": sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()),
         }
         note(f"built in {build_s:.1f} s")
@@ -387,9 +429,13 @@ def main() -> None:
         m3_s = time.perf_counter() - t0
         note(f"maintain (shipped) {m3_s:.1f} s: {m3}")
         table = store.table()
-        indexed = {"maintain": m3, "maintain_wall_s": round(m3_s, 1),
-                   "index": f"IvfHnswSq(distance_type='cosine', num_partitions={max(1, ROWS // 50_000)}) as maintain() builds it",
-                   "table": table_shape(table)}
+        indexed = {
+            "maintain": m3,
+            "maintain_wall_s": round(m3_s, 1),
+            "index": f"IvfHnswSq(distance_type='cosine', num_partitions={max(1, ROWS // 50_000)})"
+            " as maintain() builds it",
+            "table": table_shape(table),
+        }
         loads["before_indexed_queries"] = load()
         indexed.update(run_modes(store, qv, qt, f"{ROWS} ivf_hnsw_sq"))
         # hybrid at the old pool size (the shipped default is candidates=20; hybrid's vector half
@@ -418,7 +464,7 @@ def main() -> None:
         else:
             indexed["recall"] = []
             for ef, refine in SETTINGS:
-                tuned = VectorStore(uri=tmp, ann_ef=ef, ann_refine_factor=refine)
+                tuned = ChunkIndex(uri=tmp, ann_ef=ef, ann_refine_factor=refine)
                 r = recall(tuned, rq, exact)
                 indexed["recall"].append(r)
                 note(f"recall {r}")

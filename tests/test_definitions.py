@@ -1,14 +1,19 @@
 """The single Definitions object loads and follows the house conventions."""
 
 import dagster as dg
+import pytest
 
 from grace_pipelines.definitions import build_definitions, defs
 from grace_pipelines.settings import load_settings
 
 
-def test_module_defs_load_and_validate() -> None:
-    assert isinstance(defs, dg.Definitions)
-    dg.Definitions.validate_loadable(defs)
+def test_module_defs_are_lazy_and_load_and_validate() -> None:
+    import grace_pipelines.definitions as module
+
+    assert not isinstance(module.defs, dg.Definitions)  # built when the code location loads, not on import
+    loaded = defs()
+    assert isinstance(loaded, dg.Definitions)
+    dg.Definitions.validate_loadable(loaded)
 
 
 def test_every_asset_has_docstring_group_and_kinds(tmp_path) -> None:
@@ -25,10 +30,8 @@ def test_every_asset_has_docstring_group_and_kinds(tmp_path) -> None:
 
 
 def test_consent_checks_are_blocking() -> None:
-    checks = {spec.key.name: spec for spec in defs.resolve_all_asset_check_specs()} if hasattr(defs, "resolve_all_asset_check_specs") else None
-    if checks is None:
-        graph = defs.resolve_asset_graph()
-        checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    graph = defs().resolve_asset_graph()
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert checks["consent_transcribe"].asset_key == dg.AssetKey("source")
     assert checks["consent_index"].asset_key == dg.AssetKey("transcript")
     assert checks["consent_transcribe"].blocking and checks["consent_index"].blocking
@@ -36,10 +39,10 @@ def test_consent_checks_are_blocking() -> None:
 
 def test_sensors_job_and_pool(tmp_path) -> None:
     d = build_definitions(load_settings(home=tmp_path, inbox_poll_seconds=2))
-    inbox = d.get_sensor_def("inbox_sensor")
+    inbox = d.resolve_sensor_def("inbox_sensor")
     assert inbox.minimum_interval_seconds == 2
     assert inbox.default_status == dg.DefaultSensorStatus.RUNNING
-    assert d.get_sensor_def("consent_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.resolve_sensor_def("consent_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     job = d.resolve_job_def("ingest_job")
     assert job.partitions_def.name == "sources"
     transcript = next(a for a in d.resolve_all_asset_specs() if a.key == dg.AssetKey("transcript"))
@@ -47,6 +50,7 @@ def test_sensors_job_and_pool(tmp_path) -> None:
     assert transcript.kinds >= {"whisper"}
 
 
+@pytest.mark.slow  # two `dagster definitions validate` subprocesses
 def test_workspace_and_pyproject_load_with_the_dagster_cli(tmp_path) -> None:
     """What `dagster dev -w workspace.yaml` (grace dev) and bare `dagster dev` load."""
     import os
@@ -59,14 +63,18 @@ def test_workspace_and_pyproject_load_with_the_dagster_cli(tmp_path) -> None:
     for args in (["-w", "workspace.yaml"], []):
         done = subprocess.run(
             [sys.executable, "-m", "dagster", "definitions", "validate", *args],
-            cwd=root, env=env, capture_output=True, text=True, timeout=300,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "All code locations passed validation" in done.stdout + done.stderr
 
 
 def test_key_rotation_is_scheduled_weekly() -> None:
-    schedule = defs.get_schedule_def("key_rotation_schedule")
+    schedule = defs().resolve_schedule_def("key_rotation_schedule")
     assert schedule.cron_schedule == "0 3 * * 0"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "key_rotation_job"

@@ -4,9 +4,6 @@ state on the local PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,23 +12,15 @@ import pytest
 from grace_pipelines.api import Grace
 from grace_pipelines.definitions import build_definitions
 
-from .conftest import FIXTURES, Driver, sentence
-
-
-def _drop(inbox: Path, *names: str) -> None:
-    inbox.mkdir(parents=True, exist_ok=True)
-    past = time.time() - 30
-    for name in names:
-        target = inbox / name.split("=>")[-1]
-        shutil.copyfile(FIXTURES / name.split("=>")[0], target)
-        os.utime(target, (past, past))
+from .conftest import FIXTURES, Driver, drop_file, sentence
 
 
 def _materialized(instance: dg.DagsterInstance, asset: str, key: str) -> bool:
     return bool(instance.get_materialized_partitions(dg.AssetKey(asset)) & {key})
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# the PostgreSQL stack runs the same flow again on other storage: in the full suite only
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def stack(request, home: Path):
     if request.param == "sqlite":
         grace = Grace(home)
@@ -54,14 +43,11 @@ def test_drop_to_cited_answer_with_consent(stack, manifest) -> None:
     driver = Driver(defs, instance)
     grace._instance = instance
 
-    _drop(
-        settings.inbox,
-        "standup.mp3.consent.json", "standup.mp3",
-        "groceries.ogg.consent.json", "groceries.ogg",
-        "migration.wav",  # no consent yet
-        "standup.mp3=>standup (copy).mp3",  # same bytes twice
-        "corrupt.mp3",
-    )
+    for name in ("standup.mp3.consent.json", "standup.mp3", "groceries.ogg.consent.json", "groceries.ogg"):
+        drop_file(settings.inbox, name)
+    drop_file(settings.inbox, "migration.wav")  # no consent yet
+    drop_file(settings.inbox, "standup.mp3", name="standup (copy).mp3")  # same bytes twice
+    drop_file(settings.inbox, "corrupt.mp3")
     result = driver.tick("inbox_sensor")
     (batch,) = result.run_requests  # three tiny voice notes: one batch run; duplicate and corrupt file make none
     assert batch.job_name == "tiny_batch_job"
@@ -138,6 +124,7 @@ def test_drop_to_cited_answer_with_consent(stack, manifest) -> None:
     assert "deadline" not in text and "postgres" not in text and "basil" not in text
 
 
+@pytest.mark.slow  # its own ingest; the fast purge test revokes and searches
 def test_revoked_index_consent_hides_a_source_from_search_at_once(home: Path) -> None:
     with dg.instance_for_test() as instance:
         grace = Grace(home, instance=instance)

@@ -72,7 +72,11 @@ def test_htm_settings_from_toml(tmp_path: Path) -> None:
         '[[sla_targets]]\norigin = "voice_note"\nsize_class = "tiny"\nminutes = 1\n'
     )
     settings = load_settings(home=tmp_path)
-    assert str(settings.tz) == "Europe/Berlin" and settings.offpeak_start.hour == 22 and settings.offpeak_start.minute == 30
+    assert (
+        str(settings.tz) == "Europe/Berlin"
+        and settings.offpeak_start.hour == 22
+        and settings.offpeak_start.minute == 30
+    )
     from grace_pipelines.htm import target_for
 
     assert target_for(settings.sla_targets, "voice_note", "tiny").label() == "1 min"

@@ -218,7 +218,7 @@ defs = dg.Definitions(assets=[ingest_chain], jobs=[ingest_job], sensors=[batch_s
 
 
 def get_job():
-    return dg.Definitions(assets=[ingest_chain], jobs=[ingest_job]).get_job_def("ingest_job")
+    return dg.Definitions(assets=[ingest_chain], jobs=[ingest_job]).resolve_job_def("ingest_job")
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def main():
         instance.add_dynamic_partitions("sources", allkeys)
         batch = ["k001", "k003", "k004", "k007", "k009", "k010"]
         setup_world(instance, allkeys, no_transcribe={"k003"}, no_index={"k007"}, corrupt={"k004"})
-        job = defs.get_job_def("ingest_job")
+        job = defs.resolve_job_def("ingest_job")
 
         # 1. sensor -> RunRequest -> run (as the daemon would launch it)
         ctx = dg.build_sensor_context(instance=instance, cursor=",".join(batch))

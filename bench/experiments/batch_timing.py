@@ -2,7 +2,7 @@
 import time, shutil, dagster as dg, batch_pattern as P
 shutil.rmtree(P.DATA, ignore_errors=True)
 with dg.instance_for_test() as inst:
-    job = P.defs.get_job_def("ingest_job")
+    job = P.defs.resolve_job_def("ingest_job")
     for n in (50, 200):
         keys = [f"t{n}_{i:03d}" for i in range(n)]
         inst.add_dynamic_partitions("sources", keys); P.setup_world(inst, keys)

@@ -10,21 +10,17 @@ and no blob is ever unreadable in between (grace_pipelines.crypto.rotation). The
 
 import dagster as dg
 
-from grace_pipelines.crypto.rotation import FolderBlobs, rotate, status
-from grace_pipelines.resources import BlobStore, StateResource
-from grace_pipelines.governance.vault import StoreAndVaultBlobs, VaultBlobs
+from grace_pipelines.crypto.rotation import rotate, status
 from grace_pipelines.governance.audit.log import record
-
-
-def sealed_things(blob_store: BlobStore, state: StateResource) -> StoreAndVaultBlobs:
-    return StoreAndVaultBlobs(FolderBlobs(blob_store.root), VaultBlobs(state.db()))
+from grace_pipelines.resources import BlobStore, StateResource
+from grace_pipelines.stores.sealed import sealed_things
 
 
 @dg.asset(group_name="governance", kinds={"python"})
 def keyring(context: dg.AssetExecutionContext, blob_store: BlobStore, state: StateResource) -> dg.MaterializeResult:
     """The keyring after rotating to a fresh key and re-wrapping every blob's data key."""
     ring = blob_store.keyring()
-    blobs = sealed_things(blob_store, state)
+    blobs = sealed_things(blob_store.root, state.db())
     report = rotate(ring, blobs).to_dict()
     after = status(ring, blobs).to_dict()
     audit_rotation(state, report)
@@ -48,7 +44,12 @@ def keyring(context: dg.AssetExecutionContext, blob_store: BlobStore, state: Sta
 
 def audit_rotation(state: StateResource, report: dict) -> None:
     """Record the rotation in the audit log (ids and counts only, never key material)."""
-    record(state.db(), 
-        actor="key_rotation", action="key.rotate", subject=report["new_key_id"],
-        details={k: report[k] for k in ("old_key_ids", "retired", "blobs", "rewrapped", "verified", "seconds", "resumed")},
+    record(
+        state.db(),
+        actor="key_rotation",
+        action="key.rotate",
+        subject=report["new_key_id"],
+        details={
+            k: report[k] for k in ("old_key_ids", "retired", "blobs", "rewrapped", "verified", "seconds", "resumed")
+        },
     )

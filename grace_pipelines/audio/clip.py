@@ -28,13 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "Citation",
     "Window",
     "clip_wav",
     "decode_window",
     "find_player",
-    "format_citation_help",
-    "parse_citation",
     "play_wav",
 ]
 
@@ -42,6 +39,7 @@ __all__ = [
 # bit reservoir and Opus/Vorbis/AAC need pre-roll, so the first frames out of the decoder
 # are not trustworthy. They are decoded and thrown away.
 PREROLL_S = 0.5
+
 
 @dataclass(frozen=True)
 class Window:
@@ -111,6 +109,60 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _open_audio(audio: bytes, name: str):
+    """Open the bytes as a PyAV container, or say they are not decodable audio."""
+    import av  # PyAV ships its own FFmpeg libraries
+
+    try:
+        return av.open(io.BytesIO(audio), mode="r")
+    except Exception as exc:  # noqa: BLE001 -- garbage bytes raise several PyAV error types
+        raise ValueError(f"{name}: not decodable audio ({_reason(exc)})") from None
+
+
+def _audio_stream(container, name: str):
+    """The first audio stream and its sample rate, or say why there is none usable."""
+    if not container.streams.audio:
+        raise ValueError(f"{name}: no audio track found")
+    stream = container.streams.audio[0]
+    rate = stream.codec_context.sample_rate or stream.rate
+    if not rate:
+        raise ValueError(f"{name}: audio track has no sample rate")
+    return stream, rate
+
+
+def _seek_before(container, stream, at_s: float, tb) -> int | None:
+    """Seek to just before ``at_s``; returns the origin pts it measured from (None: no frame, no seek)."""
+    origin = None
+    for frame in container.decode(stream):
+        if frame.samples and frame.pts is not None:
+            origin = frame.pts
+            break
+    if origin is not None:
+        container.seek(int(origin + at_s / tb), stream=stream, backward=True)
+    return origin
+
+
+def _frame_pos(frame, origin, tb, rate: int) -> int | None:
+    """The sample index of the first decoded frame, from its pts (None when it has no pts to place it by)."""
+    if frame.pts is None or tb is None:
+        return None
+    if origin is None:
+        origin = frame.pts
+    return max(0, round(float((frame.pts - origin) * tb) * rate))
+
+
+def _wanted_part(frame, pos: int, lo: int, hi: int) -> np.ndarray | None:
+    """The part of a frame starting at sample ``pos`` that falls in [lo, hi), as mono (None: none of it)."""
+    n = frame.samples
+    if pos + n > lo:
+        mono = _frame_to_mono(frame)
+        a = max(0, lo - pos)
+        b = min(n, hi - pos)
+        if b > a:
+            return mono[a:b]
+    return None
+
+
 def _decode(audio: bytes, lo_s: float, hi_s: float, name: str, *, seek: bool):
     """Decode [lo_s, hi_s) (seconds from the first sample).
 
@@ -121,34 +173,20 @@ def _decode(audio: bytes, lo_s: float, hi_s: float, name: str, *, seek: bool):
     """
     import av  # PyAV ships its own FFmpeg libraries
 
-    try:
-        container = av.open(io.BytesIO(audio), mode="r")
-    except Exception as exc:  # noqa: BLE001 -- garbage bytes raise several PyAV error types
-        raise ValueError(f"{name}: not decodable audio ({_reason(exc)})") from None
+    container = _open_audio(audio, name)
     with container:
-        if not container.streams.audio:
-            raise ValueError(f"{name}: no audio track found")
-        stream = container.streams.audio[0]
+        stream, rate = _audio_stream(container, name)
         hint = _duration_hint(container, stream)
-        rate = stream.codec_context.sample_rate or stream.rate
-        if not rate:
-            raise ValueError(f"{name}: audio track has no sample rate")
         tb = stream.time_base
         # Origin: the pts of the first decoded frame, i.e. where a full decode from the top
         # starts counting (MP3 reports its encoder delay, WebM/Opus its pre-skip, differently).
         origin = None
-        seeked = False
         if seek and lo_s - PREROLL_S > 0 and tb is not None:
             try:
-                for frame in container.decode(stream):
-                    if frame.samples and frame.pts is not None:
-                        origin = frame.pts
-                        break
-                if origin is not None:
-                    container.seek(int(origin + (lo_s - PREROLL_S) / tb), stream=stream, backward=True)
-                    seeked = True
+                origin = _seek_before(container, stream, lo_s - PREROLL_S, tb)
             except Exception:  # noqa: BLE001 -- any failed seek: decode from the top
                 return _decode(audio, lo_s, hi_s, name, seek=False)
+        seeked = origin is not None
         lo = round(lo_s * rate)
         hi = round(hi_s * rate)
         pieces: list[np.ndarray] = []
@@ -159,23 +197,16 @@ def _decode(audio: bytes, lo_s: float, hi_s: float, name: str, *, seek: bool):
                 if frame.samples == 0:
                     continue
                 if pos is None:
-                    if frame.pts is None or tb is None:
+                    pos = _frame_pos(frame, origin, tb, rate)
+                    if pos is None:
                         if seeked:  # cannot place a frame after a seek
                             return _decode(audio, lo_s, hi_s, name, seek=False)
                         pos = 0
-                    else:
-                        if origin is None:
-                            origin = frame.pts
-                        pos = max(0, round(float((frame.pts - origin) * tb) * rate))
                     first = pos
-                n = frame.samples
-                if pos + n > lo:
-                    mono = _frame_to_mono(frame)
-                    a = max(0, lo - pos)
-                    b = min(n, hi - pos)
-                    if b > a:
-                        pieces.append(mono[a:b])
-                pos += n
+                part = _wanted_part(frame, pos, lo, hi)
+                if part is not None:
+                    pieces.append(part)
+                pos += frame.samples
                 if pos >= hi:
                     break
         except av.error.FFmpegError as exc:
@@ -189,9 +220,7 @@ def _decode(audio: bytes, lo_s: float, hi_s: float, name: str, *, seek: bool):
         return samples, rate, start, first, pos, hint
 
 
-def decode_window(
-    audio: bytes, start_s: float, end_s: float, *, context_s: float = 1.0, name: str = "audio"
-) -> Window:
+def decode_window(audio: bytes, start_s: float, end_s: float, *, context_s: float = 1.0, name: str = "audio") -> Window:
     """Decode ``[start_s - context_s, end_s + context_s]`` (clamped to the recording) to mono int16.
 
     Raises ``ValueError`` naming ``name`` when the bytes are not decodable audio, the window is
@@ -220,9 +249,7 @@ def decode_window(
     return Window(samples=_to_int16(samples), rate=int(rate), start_s=start / rate)
 
 
-def clip_wav(
-    audio: bytes, start_s: float, end_s: float, *, context_s: float = 1.0, name: str = "audio"
-) -> bytes:
+def clip_wav(audio: bytes, start_s: float, end_s: float, *, context_s: float = 1.0, name: str = "audio") -> bytes:
     """A WAV file (mono, 16-bit PCM, source sample rate) of ``start_s..end_s`` plus context.
 
     ``audio`` is the whole recording in any container Grace ingests (wav, mp3, ogg/opus, flac,
@@ -275,7 +302,9 @@ def play_wav(wav: bytes, player: list[str] | None = None) -> bool:
         with tempfile.NamedTemporaryFile(suffix=".wav") as handle:
             handle.write(wav)
             handle.flush()
-            result = subprocess.run([*command, handle.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+            result = subprocess.run(
+                [*command, handle.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+            )
     else:
         result = subprocess.run(command, input=wav, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if result.returncode != 0:

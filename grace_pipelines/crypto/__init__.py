@@ -32,17 +32,10 @@ from grace_pipelines.crypto.envelope import (
     seal_stream,
     store_aad,
 )
-from grace_pipelines.crypto.keyring import (
-    MASTER_KEY_ENV,
-    Kek,
-    KeyInfo,
-    Keyring,
-    MasterKey,
-    atomic_write_bytes,
-    create_master_key_file,
-    load_master_key,
-    open_keyring,
-)
+from grace_pipelines.crypto.files import atomic_write_bytes
+from grace_pipelines.crypto.kek import Kek, KeyInfo
+from grace_pipelines.crypto.keyring import Keyring, open_keyring
+from grace_pipelines.crypto.master_key import MASTER_KEY_ENV, MasterKey, create_master_key_file, load_master_key
 from grace_pipelines.crypto.rotation import (
     BlobFailure,
     BlobSet,

@@ -186,7 +186,7 @@ def _parse_header(blob: bytes, name: str) -> _Header:
     end = _PREFIX.size + kid_len + _TAIL.size
     if len(blob) < end:
         raise _fail(name, "truncated", f"truncated ({len(blob)} bytes, shorter than the {end}-byte header)")
-    raw_id = bytes(blob[_PREFIX.size:_PREFIX.size + kid_len])
+    raw_id = bytes(blob[_PREFIX.size : _PREFIX.size + kid_len])
     try:
         kek_id = raw_id.decode("ascii")
     except UnicodeDecodeError:
@@ -196,16 +196,19 @@ def _parse_header(blob: bytes, name: str) -> _Header:
     wrap_nonce, wrapped, segment_size, length, data_nonce = _TAIL.unpack_from(blob, _PREFIX.size + kid_len)
     if not 1 <= segment_size <= MAX_SEGMENT_SIZE:
         raise _fail(name, "malformed", f"malformed header (segment size {segment_size})")
-    info = EnvelopeInfo(version=version, kek_id=kek_id, segment_size=segment_size,
-                        plaintext_length=length, header_length=end)
+    info = EnvelopeInfo(
+        version=version, kek_id=kek_id, segment_size=segment_size, plaintext_length=length, header_length=end
+    )
     return _Header(info=info, wrap_nonce=wrap_nonce, wrapped=wrapped, data_nonce=data_nonce)
 
 
-def _encode_header(kek_id: str, wrap_nonce: bytes, wrapped: bytes, segment_size: int,
-                   length: int, data_nonce: bytes) -> bytes:
+def _encode_header(
+    kek_id: str, wrap_nonce: bytes, wrapped: bytes, segment_size: int, length: int, data_nonce: bytes
+) -> bytes:
     kid = kek_id.encode("ascii")
-    return _PREFIX.pack(MAGIC, VERSION, len(kid)) + kid + _TAIL.pack(
-        wrap_nonce, wrapped, segment_size, length, data_nonce)
+    return (
+        _PREFIX.pack(MAGIC, VERSION, len(kid)) + kid + _TAIL.pack(wrap_nonce, wrapped, segment_size, length, data_nonce)
+    )
 
 
 def _unwrap(header: _Header, keyring: Any, aad: bytes, name: str) -> bytes:
@@ -219,8 +222,12 @@ def _unwrap(header: _Header, keyring: Any, aad: bytes, name: str) -> bytes:
     try:
         return kek.unwrap(header.wrap_nonce, header.wrapped, _wrap_aad(kek_id, header.data_nonce, aad))
     except InvalidTag:
-        raise _fail(name, "auth_failed", "authentication failed: wrong key, blob moved or renamed (aad), "
-                                         "or tampered header (data key does not unwrap)") from None
+        raise _fail(
+            name,
+            "auth_failed",
+            "authentication failed: wrong key, blob moved or renamed (aad), "
+            "or tampered header (data key does not unwrap)",
+        ) from None
 
 
 def _begin(keyring: Any, aad: bytes, segment_size: int, length: int) -> tuple[bytes, AESGCM, bytes, bytes]:
@@ -252,7 +259,7 @@ def seal(plaintext: bytes, keyring: Any, *, aad: bytes, segment_size: int = SEGM
     count = _segment_count(length, segment_size)
     parts: list[bytes] = [header]
     for i in range(count):
-        chunk = view[i * segment_size:(i + 1) * segment_size]
+        chunk = view[i * segment_size : (i + 1) * segment_size]
         parts.append(aead.encrypt(_segment_nonce(data_nonce, i, i == count - 1), chunk, data_aad))
     return b"".join(parts)
 
@@ -269,8 +276,9 @@ def _read_exactly(reader: BinaryIO, size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def seal_stream(reader: BinaryIO, writer: BinaryIO, keyring: Any, *, aad: bytes, length: int,
-                segment_size: int = SEGMENT_SIZE) -> int:
+def seal_stream(
+    reader: BinaryIO, writer: BinaryIO, keyring: Any, *, aad: bytes, length: int, segment_size: int = SEGMENT_SIZE
+) -> int:
     """Streaming :func:`seal`: read exactly ``length`` bytes from ``reader``, write the envelope.
 
     Memory stays at about one segment whatever the size (use it to copy a large inbox file into
@@ -324,8 +332,11 @@ def open_stream(reader: BinaryIO, writer: BinaryIO, keyring: Any, *, aad: bytes,
         try:
             plain = aead.decrypt(_segment_nonce(header.data_nonce, i, i == count - 1), chunk, data_aad)
         except InvalidTag:
-            raise _fail(name, "auth_failed", f"authentication failed: tampered ciphertext (segment {i + 1} of "
-                                             f"{count} does not authenticate)") from None
+            raise _fail(
+                name,
+                "auth_failed",
+                f"authentication failed: tampered ciphertext (segment {i + 1} of {count} does not authenticate)",
+            ) from None
         writer.write(plain)
         written += len(plain)
     if reader.read(1):
@@ -342,7 +353,7 @@ def open_blob(blob: bytes, keyring: Any, *, aad: bytes, name: str) -> bytes:
     aad = _check_aad(aad)
     header = _parse_header(blob, name)
     info = header.info
-    body = memoryview(blob)[info.header_length:]
+    body = memoryview(blob)[info.header_length :]
     expected = info.ciphertext_length
     if len(body) < expected:
         raise _fail(name, "truncated", f"truncated (body is {len(body)} bytes, header says {expected})")
@@ -355,13 +366,14 @@ def open_blob(blob: bytes, keyring: Any, *, aad: bytes, name: str) -> bytes:
     step = info.segment_size + TAG_SIZE
     parts: list[bytes] = []
     for i in range(count):
-        chunk = body[i * step:(i + 1) * step]
+        chunk = body[i * step : (i + 1) * step]
         try:
             parts.append(aead.decrypt(_segment_nonce(header.data_nonce, i, i == count - 1), chunk, data_aad))
         except InvalidTag:
             where = f"segment {i + 1} of {count}" if count > 1 else "data"
-            raise _fail(name, "auth_failed", f"authentication failed: tampered ciphertext ({where} does not "
-                                             "authenticate)") from None
+            raise _fail(
+                name, "auth_failed", f"authentication failed: tampered ciphertext ({where} does not authenticate)"
+            ) from None
     return parts[0] if count == 1 else b"".join(parts)
 
 
@@ -380,9 +392,10 @@ def rewrap(blob: bytes, keyring: Any, *, aad: bytes, name: str = "blob") -> byte
         return bytes(blob)
     wrap_nonce, wrapped = active.wrap(data_key, _wrap_aad(active.id, header.data_nonce, aad))
     info = header.info
-    new_header = _encode_header(active.id, wrap_nonce, wrapped, info.segment_size,
-                                info.plaintext_length, header.data_nonce)
-    return b"".join((new_header, memoryview(blob)[info.header_length:]))
+    new_header = _encode_header(
+        active.id, wrap_nonce, wrapped, info.segment_size, info.plaintext_length, header.data_nonce
+    )
+    return b"".join((new_header, memoryview(blob)[info.header_length :]))
 
 
 def inspect(blob: bytes, *, name: str = "blob") -> EnvelopeInfo:

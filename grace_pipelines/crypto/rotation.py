@@ -64,7 +64,8 @@ from grace_pipelines.crypto.envelope import (
     rewrap,
     seal,
 )
-from grace_pipelines.crypto.keyring import Keyring, _fsync_dir, atomic_write_bytes
+from grace_pipelines.crypto.files import atomic_write_bytes, sync_folder
+from grace_pipelines.crypto.keyring import Keyring
 
 Progress = Callable[[str, int, int], None]
 MAX_PASSES = 3
@@ -107,8 +108,11 @@ class FolderBlobs:
                 if folder.name.startswith(".") or not folder.is_dir(follow_symlinks=False):
                     continue
                 with os.scandir(folder.path) as files:
-                    out.extend(f"{folder.name}/{f.name}" for f in files
-                               if not f.name.startswith(".") and f.is_file(follow_symlinks=False))
+                    out.extend(
+                        f"{folder.name}/{f.name}"
+                        for f in files
+                        if not f.name.startswith(".") and f.is_file(follow_symlinks=False)
+                    )
         return sorted(out)
 
     def path(self, name: str) -> Path:
@@ -131,7 +135,7 @@ class FolderBlobs:
 
     def sync(self) -> None:
         for folder in sorted(self._touched):
-            _fsync_dir(folder)
+            sync_folder(folder)
         self._touched.clear()
 
     def __repr__(self) -> str:
@@ -214,9 +218,15 @@ class KeyStatus:
     retired_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "created_at": self.created_at.isoformat(),
-                "age_seconds": round(self.age_seconds, 3), "age_days": round(self.age_seconds / 86400, 3),
-                "blobs": self.blobs, "retired_at": self.retired_at.isoformat() if self.retired_at else None}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "created_at": self.created_at.isoformat(),
+            "age_seconds": round(self.age_seconds, 3),
+            "age_days": round(self.age_seconds / 86400, 3),
+            "blobs": self.blobs,
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+        }
 
 
 @dataclass
@@ -228,9 +238,13 @@ class StatusReport:
     unreadable: list[BlobFailure]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"measured_at": self.measured_at.isoformat(), "keys": [k.to_dict() for k in self.keys],
-                "total_blobs": self.total_blobs, "unknown_key_blobs": dict(self.unknown_key_blobs),
-                "unreadable": [asdict(f) for f in self.unreadable]}
+        return {
+            "measured_at": self.measured_at.isoformat(),
+            "keys": [k.to_dict() for k in self.keys],
+            "total_blobs": self.total_blobs,
+            "unknown_key_blobs": dict(self.unknown_key_blobs),
+            "unreadable": [asdict(f) for f in self.unreadable],
+        }
 
 
 def _head(blobs: Any, name: str) -> bytes:
@@ -244,8 +258,9 @@ def _sync(blobs: Any) -> None:
         syncer()
 
 
-def verify(keyring: Keyring, blobs: BlobSet, *, aad_for: Callable[[str], bytes] = default_aad,
-           progress: Progress | None = None) -> VerifyReport:
+def verify(
+    keyring: Keyring, blobs: BlobSet, *, aad_for: Callable[[str], bytes] = default_aad, progress: Progress | None = None
+) -> VerifyReport:
     """Decrypt every blob (fully, authenticating every segment); count them per key."""
     start = time.perf_counter()
     names = sorted(blobs.names())
@@ -277,8 +292,9 @@ def _describe(failures: list[BlobFailure], limit: int = 5) -> str:
     return shown + more
 
 
-def rotate(keyring: Keyring, blobs: BlobSet, *, aad_for: Callable[[str], bytes] = default_aad,
-           progress: Progress | None = None) -> RotationReport:
+def rotate(
+    keyring: Keyring, blobs: BlobSet, *, aad_for: Callable[[str], bytes] = default_aad, progress: Progress | None = None
+) -> RotationReport:
     """Rotate to a new KEK (or resume an interrupted rotation); see the module docstring.
 
     Returns the report when every blob verified on the new key and the old key(s) are
@@ -332,7 +348,9 @@ def rotate(keyring: Keyring, blobs: BlobSet, *, aad_for: Callable[[str], bytes] 
                 why = f"{vr.verified - vr.on_active} blobs are still on old keys after {report.passes} passes"
             raise RotationError(
                 f"key rotation to {new_id} incomplete; keys {', '.join(old_ids)} are kept (retiring) and the next "
-                f"rotation resumes. {why}. Restore, purge or quarantine those blobs, then rotate again.", report)
+                f"rotation resumes. {why}. Restore, purge or quarantine those blobs, then rotate again.",
+                report,
+            )
         for old in old_ids:
             keyring.retire(old, save=False)
         keyring.save()
@@ -358,14 +376,23 @@ def status(keyring: Keyring, blobs: BlobSet, *, now: datetime | None = None) -> 
             unreadable.append(BlobFailure.of(name, exc))
             continue
         counts[kid] = counts.get(kid, 0) + 1
-    keys = [KeyStatus(id=k.id, state=k.state, created_at=k.created_at, age_seconds=k.age(now),
-                      blobs=counts.pop(k.id, 0), retired_at=k.retired_at) for k in keyring.keys()]  # noqa: SIM118
-    return StatusReport(measured_at=now, keys=keys, total_blobs=len(names), unknown_key_blobs=counts,
-                        unreadable=unreadable)
+    keys = [
+        KeyStatus(
+            id=k.id,
+            state=k.state,
+            created_at=k.created_at,
+            age_seconds=k.age(now),
+            blobs=counts.pop(k.id, 0),
+            retired_at=k.retired_at,
+        )
+        for k in keyring.keys()
+    ]  # noqa: SIM118
+    return StatusReport(
+        measured_at=now, keys=keys, total_blobs=len(names), unknown_key_blobs=counts, unreadable=unreadable
+    )
 
 
-def encrypt_plaintext_blobs(keyring: Keyring, blobs: BlobSet, *,
-                            aad_for: Callable[[str], bytes] = default_aad) -> int:
+def encrypt_plaintext_blobs(keyring: Keyring, blobs: BlobSet, *, aad_for: Callable[[str], bytes] = default_aad) -> int:
     """Seal every blob that is not an envelope yet (migrating a store written before encryption).
 
     Holds the writer lock; returns how many blobs were sealed. The plaintext originals are

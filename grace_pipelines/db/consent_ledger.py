@@ -23,7 +23,14 @@ class ConsentLedger:
         raise NotImplementedError
 
     def append_consent(
-        self, *, source_key: str, party: str, scopes: Sequence[str], action: str, method: str, actor: str,
+        self,
+        *,
+        source_key: str,
+        party: str,
+        scopes: Sequence[str],
+        action: str,
+        method: str,
+        actor: str,
         expires_at: datetime | None = None,
     ) -> list[int]:
         """Append one event per scope; returns the new ledger ids. Validation, scope expansion
@@ -35,19 +42,27 @@ class ConsentLedger:
         now = utcnow()
         with self.begin() as conn:
             return [
-                int(conn.execute(consent_table.insert().values(
-                    source_key=source_key, party=party, scope=scope, action=action, method=method, actor=actor,
-                    at=now, expires_at=expires_at,
-                )).inserted_primary_key[0])
+                int(
+                    conn.execute(
+                        consent_table.insert().values(
+                            source_key=source_key,
+                            party=party,
+                            scope=scope,
+                            action=action,
+                            method=method,
+                            actor=actor,
+                            at=now,
+                            expires_at=expires_at,
+                        )
+                    ).inserted_primary_key[0]
+                )
                 for scope in scopes
             ]
 
     def consent_events(self, source_key: str) -> list[ConsentEvent]:
         with self.begin() as conn:
             rows = conn.execute(
-                consent_table.select()
-                .where(consent_table.c.source_key == source_key)
-                .order_by(consent_table.c.id)
+                consent_table.select().where(consent_table.c.source_key == source_key).order_by(consent_table.c.id)
             )
             return [
                 ConsentEvent(party=r.party, scope=r.scope, action=r.action, at=r.at, expires_at=r.expires_at)

@@ -30,7 +30,7 @@ def engine_for(url: str) -> Engine:
     if engine is None:
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:

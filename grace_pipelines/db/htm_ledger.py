@@ -11,7 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from grace_pipelines.db.records import SourceRow
-from grace_pipelines.db.schema import DONE_STAGES, QUEUED_STAGES, Stage, htm_events_table, launches_table, sources_table
+from grace_pipelines.db.schema import (
+    DONE_STAGES,
+    QUEUED_STAGES,
+    Stage,
+    htm_events_table,
+    launches_table,
+    sources_table,
+)
 from grace_pipelines.db.state import StateDB
 
 
@@ -56,7 +63,9 @@ class Ledger:
         c = sources_table.c
         query = (
             sa.select(c.origin, sa.func.count())
-            .where(c.size_class == size, c.launched_at.is_not(None), c.stage.not_in((*DONE_STAGES, Stage.AWAITING_CONSENT)))
+            .where(
+                c.size_class == size, c.launched_at.is_not(None), c.stage.not_in((*DONE_STAGES, Stage.AWAITING_CONSENT))
+            )
             .group_by(c.origin)
         )
         with self.db.begin() as conn:
@@ -91,22 +100,36 @@ class Ledger:
 
     def record_launch(self, launch: Any, now: datetime) -> None:
         with self.db.begin() as conn:
-            conn.execute(launches_table.insert().values(
-                origin=launch.origin, size_class=launch.size_class, sources=len(launch.keys), reason=launch.reason, at=now,
-            ))
+            conn.execute(
+                launches_table.insert().values(
+                    origin=launch.origin,
+                    size_class=launch.size_class,
+                    sources=len(launch.keys),
+                    reason=launch.reason,
+                    at=now,
+                )
+            )
 
     def set_route(self, key: str, route_name: str, priority: int) -> None:
         with self.db.begin() as conn:
-            conn.execute(sources_table.update().where(sources_table.c.key == key).values(route=route_name, priority=priority))
+            conn.execute(
+                sources_table.update().where(sources_table.c.key == key).values(route=route_name, priority=priority)
+            )
 
     def record_event(self, row: SourceRow, kind: str, now: datetime, detail: str | None = None) -> bool:
         """Record a tier (or starvation) event once per source; False if it was recorded before."""
         try:
             with self.db.begin() as conn:
-                conn.execute(htm_events_table.insert().values(
-                    source_key=row.key, kind=kind, origin=row.origin, size_class=row.size_class or "normal",
-                    at=now, detail=detail,
-                ))
+                conn.execute(
+                    htm_events_table.insert().values(
+                        source_key=row.key,
+                        kind=kind,
+                        origin=row.origin,
+                        size_class=row.size_class or "normal",
+                        at=now,
+                        detail=detail,
+                    )
+                )
             return True
         except sa.exc.IntegrityError:
             return False

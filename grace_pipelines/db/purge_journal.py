@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from grace_pipelines.db.schema import purge_journal_table, sources_table, utcnow
+from grace_pipelines.db.schema import Stage, purge_journal_table, sources_table, utcnow
 
 
 class PurgeJournal:
@@ -29,16 +29,30 @@ class PurgeJournal:
                 purge_journal_table.select().where(c.source_key == key, c.finished_at.is_(None)).order_by(c.id.desc())
             ).first()
             if row is None:
-                new_id = conn.execute(purge_journal_table.insert().values(
-                    source_key=key, plan=dict(plan), progress={}, run_id=run_id, started_at=utcnow(),
-                )).inserted_primary_key[0]
+                new_id = conn.execute(
+                    purge_journal_table.insert().values(
+                        source_key=key,
+                        plan=dict(plan),
+                        progress={},
+                        run_id=run_id,
+                        started_at=utcnow(),
+                    )
+                ).inserted_primary_key[0]
                 entry = {"id": int(new_id), "source_key": key, "plan": dict(plan), "progress": {}, "resumed": False}
             else:
                 conn.execute(purge_journal_table.update().where(c.id == row.id).values(run_id=run_id))
-                entry = {"id": int(row.id), "source_key": key, "plan": dict(row.plan), "progress": dict(row.progress or {}),
-                         "resumed": True}
-            conn.execute(sources_table.update().where(sources_table.c.key == key).values(
-                stage="purging", reason="purge in progress", updated_at=utcnow()))
+                entry = {
+                    "id": int(row.id),
+                    "source_key": key,
+                    "plan": dict(row.plan),
+                    "progress": dict(row.progress or {}),
+                    "resumed": True,
+                }
+            conn.execute(
+                sources_table.update()
+                .where(sources_table.c.key == key)
+                .values(stage=Stage.PURGING, reason="purge in progress", updated_at=utcnow())
+            )
         return entry
 
     def purge_progress(self, entry_id: int, **progress: Any) -> None:
@@ -63,7 +77,9 @@ class PurgeJournal:
 
     def finish_purge(self, entry_id: int) -> None:
         with self.begin() as conn:
-            conn.execute(purge_journal_table.update().where(purge_journal_table.c.id == entry_id).values(finished_at=utcnow()))
+            conn.execute(
+                purge_journal_table.update().where(purge_journal_table.c.id == entry_id).values(finished_at=utcnow())
+            )
 
     def unfinished_purges(self) -> list[dict[str, Any]]:
         c = purge_journal_table.c

@@ -194,8 +194,11 @@ class Stage(str, Enum):
     PURGED = "purged"
     NO_TEXT_LAYER = "no_text_layer"  # a scanned document with nothing to extract
 
-    __str__ = str.__str__  # "registered", not "Stage.REGISTERED", in messages and SQL
+    # behave as the plain string everywhere: "registered", not "Stage.REGISTERED", in messages and
+    # SQL, and the same hash, so a stage read back from the database finds its dict or set entry
+    __str__ = str.__str__
     __format__ = str.__format__
+    __hash__ = str.__hash__
 
 
 STAGES = tuple(s.value for s in Stage)

@@ -12,7 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from grace_pipelines.db.records import SourceRow
-from grace_pipelines.db.schema import STAGES, quarantine_table, sources_table, utcnow
+from grace_pipelines.db.schema import (
+    STAGES,
+    Stage,
+    quarantine_table,
+    sources_table,
+    utcnow,
+)
 
 
 class SourceRepository:
@@ -59,7 +65,7 @@ class SourceRepository:
                         participants=list(participants),
                         inbox_path=inbox_path,
                         dropped_at=now,
-                        stage="registered",
+                        stage=Stage.REGISTERED,
                         reason=None,
                         updated_at=now,
                         **ledger,
@@ -87,9 +93,7 @@ class SourceRepository:
         if exact:
             return exact
         candidates = [
-            s
-            for s in self.list_sources()
-            if (len(ref) >= 4 and s.key.startswith(ref)) or name in (s.filename, s.title)
+            s for s in self.list_sources() if (len(ref) >= 4 and s.key.startswith(ref)) or name in (s.filename, s.title)
         ]
         keys = {c.key for c in candidates}
         if len(keys) == 1:
@@ -107,7 +111,7 @@ class SourceRepository:
         c = sources_table.c
         query = (
             sa.select(c.key)
-            .where(c.stage == "searchable", sa.or_(c.embedding_model.is_(None), c.embedding_model != model))
+            .where(c.stage == Stage.SEARCHABLE, sa.or_(c.embedding_model.is_(None), c.embedding_model != model))
             .order_by(c.dropped_at)
         )
         if limit is not None:
@@ -125,9 +129,7 @@ class SourceRepository:
             rows = conn.execute(sources_table.select().where(sources_table.c.stage.in_(list(stages))))
             return [SourceRow(**r._mapping) for r in rows]
 
-    def record_quarantine(
-        self, *, filename: str, path: str, reason: str, source_key: str | None = None
-    ) -> None:
+    def record_quarantine(self, *, filename: str, path: str, reason: str, source_key: str | None = None) -> None:
         with self.begin() as conn:
             conn.execute(
                 quarantine_table.insert().values(

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from grace_pipelines.db.records import ConsentEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from grace_pipelines.db.records import ConsentEvent
 
 SCOPES: tuple[str, ...] = ("transcribe", "index")
 MAX_PARTICIPANTS = 100  # a sidecar naming more is refused (a 60,000-name list is not a meeting)
@@ -129,14 +130,20 @@ def parse_sidecar(raw: bytes, *, name: str, owner: str) -> ParsedSidecar:
     short whatever the sidecar holds (at most MAX_PARTICIPANTS names, MAX_SIDECAR_BYTES)."""
     label = repr(_short(name))
     if len(raw) > MAX_SIDECAR_BYTES:
-        raise ConsentError(f"consent sidecar {label} is {len(raw)} bytes; a sidecar is at most {MAX_SIDECAR_BYTES} bytes")
+        raise ConsentError(
+            f"consent sidecar {label} is {len(raw)} bytes; a sidecar is at most {MAX_SIDECAR_BYTES} bytes"
+        )
     try:
         data: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConsentError(f"consent sidecar {label} is not valid JSON: {_short(str(exc))}") from None
     except RecursionError:
         raise ConsentError(f"consent sidecar {label} is not valid JSON: nested too deeply") from None
-    if isinstance(data, dict) and isinstance(data.get("participants"), list) and len(data["participants"]) > MAX_PARTICIPANTS:
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("participants"), list)
+        and len(data["participants"]) > MAX_PARTICIPANTS
+    ):
         raise ConsentError(
             f"consent sidecar {label} is invalid: participants: {len(data['participants'])} names, "
             f"at most {MAX_PARTICIPANTS} are allowed"
@@ -146,7 +153,8 @@ def parse_sidecar(raw: bytes, *, name: str, owner: str) -> ParsedSidecar:
     except ValidationError as exc:
         errors = exc.errors()
         problems = "; ".join(
-            f"{_short('.'.join(str(p) for p in e['loc']) or 'file', 60)}: {_short(e['msg'])}" for e in errors[:MAX_PROBLEMS_SHOWN]
+            f"{_short('.'.join(str(p) for p in e['loc']) or 'file', 60)}: {_short(e['msg'])}"
+            for e in errors[:MAX_PROBLEMS_SHOWN]
         )
         if len(errors) > MAX_PROBLEMS_SHOWN:
             problems += f"; and {len(errors) - MAX_PROBLEMS_SHOWN} more problems"

@@ -23,13 +23,19 @@ import sqlalchemy as sa
 
 from grace_pipelines.crypto.envelope import CryptoError, open_blob, seal
 from grace_pipelines.crypto.keyring import Keyring
-from grace_pipelines.db.schema import approvals_table, requests_table, secrets_table, utcnow
-from grace_pipelines.governance.audit.log import record
+from grace_pipelines.db.schema import (
+    approvals_table,
+    requests_table,
+    secrets_table,
+    utcnow,
+)
 from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.audit.log import record
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 PREFIX = "vault/"
+
 
 class VaultError(ValueError):
     """A vault request is invalid (bad name, unknown secret); the message says why."""
@@ -65,11 +71,17 @@ class Vault:
             with self.db.begin() as conn:
                 exists = conn.execute(sa.select(secrets_table.c.name).where(secrets_table.c.name == name)).first()
                 if exists:
-                    conn.execute(secrets_table.update().where(secrets_table.c.name == name).values(
-                        sealed=sealed, updated_at=now, updated_by=actor))
+                    conn.execute(
+                        secrets_table.update()
+                        .where(secrets_table.c.name == name)
+                        .values(sealed=sealed, updated_at=now, updated_by=actor)
+                    )
                 else:
-                    conn.execute(secrets_table.insert().values(
-                        name=name, sealed=sealed, created_at=now, updated_at=now, updated_by=actor))
+                    conn.execute(
+                        secrets_table.insert().values(
+                            name=name, sealed=sealed, created_at=now, updated_at=now, updated_by=actor
+                        )
+                    )
         record(self.db, actor=actor, action="vault.set", subject=name, details={"replaced": bool(exists)})
 
     def _exists(self, name: str) -> bool:
@@ -82,13 +94,27 @@ class Vault:
             raise VaultError(f"no secret named {name!r}; set it first: grace secrets set {name}")
         now = utcnow()
         with self.db.begin() as conn:
-            conn.execute(approvals_table.insert().values(
-                name=name, purpose=purpose, approved_by=actor, approved_at=now, expires_at=expires_at))
-            conn.execute(requests_table.update().where(
-                requests_table.c.name == name, requests_table.c.purpose == purpose,
-                requests_table.c.resolved_at.is_(None)).values(resolved_at=now))
-        record(self.db, actor=actor, action="vault.approve", subject=name,
-                      details={"purpose": purpose, "expires_at": expires_at.isoformat() if expires_at else None})
+            conn.execute(
+                approvals_table.insert().values(
+                    name=name, purpose=purpose, approved_by=actor, approved_at=now, expires_at=expires_at
+                )
+            )
+            conn.execute(
+                requests_table.update()
+                .where(
+                    requests_table.c.name == name,
+                    requests_table.c.purpose == purpose,
+                    requests_table.c.resolved_at.is_(None),
+                )
+                .values(resolved_at=now)
+            )
+        record(
+            self.db,
+            actor=actor,
+            action="vault.approve",
+            subject=name,
+            details={"purpose": purpose, "expires_at": expires_at.isoformat() if expires_at else None},
+        )
 
     def revoke(self, name: str, purpose: str | None = None, *, actor: str) -> int:
         """Revoke active approvals of `name` (for one purpose, or all); returns how many."""
@@ -99,31 +125,55 @@ class Vault:
             query = query.where(approvals_table.c.purpose == purpose)
         with self.db.begin() as conn:
             count = conn.execute(query.values(revoked_at=now)).rowcount or 0
-        record(self.db, actor=actor, action="vault.revoke", subject=name, details={"purpose": purpose, "approvals": count})
+        record(
+            self.db, actor=actor, action="vault.revoke", subject=name, details={"purpose": purpose, "approvals": count}
+        )
         return count
 
     def _approved(self, name: str, purpose: str) -> bool:
         now = utcnow()
         with self.db.begin() as conn:
-            rows = conn.execute(sa.select(approvals_table.c.expires_at).where(
-                approvals_table.c.name == name, approvals_table.c.purpose == purpose,
-                approvals_table.c.revoked_at.is_(None))).all()
+            rows = conn.execute(
+                sa.select(approvals_table.c.expires_at).where(
+                    approvals_table.c.name == name,
+                    approvals_table.c.purpose == purpose,
+                    approvals_table.c.revoked_at.is_(None),
+                )
+            ).all()
         return any(r.expires_at is None or r.expires_at > now for r in rows)
 
     def use(self, name: str, purpose: str, *, actor: str) -> str:
         """The value, if `name` is approved for `purpose`; else VaultRefused (and audited)."""
         _check(name, purpose)
         if not self._exists(name):
-            record(self.db, actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "why": "no such secret"})
+            record(
+                self.db,
+                actor=actor,
+                action="vault.refuse",
+                subject=name,
+                details={"purpose": purpose, "why": "no such secret"},
+            )
             raise VaultRefused(f"no secret named {name!r} in the vault; set it with: grace secrets set {name}")
         if not self._approved(name, purpose):
             with self.db.begin() as conn:
-                waiting = conn.execute(sa.select(requests_table.c.id).where(
-                    requests_table.c.name == name, requests_table.c.purpose == purpose,
-                    requests_table.c.resolved_at.is_(None))).first()
+                waiting = conn.execute(
+                    sa.select(requests_table.c.id).where(
+                        requests_table.c.name == name,
+                        requests_table.c.purpose == purpose,
+                        requests_table.c.resolved_at.is_(None),
+                    )
+                ).first()
                 if not waiting:
-                    conn.execute(requests_table.insert().values(name=name, purpose=purpose, requested_by=actor, at=utcnow()))
-            record(self.db, actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "why": "not approved"})
+                    conn.execute(
+                        requests_table.insert().values(name=name, purpose=purpose, requested_by=actor, at=utcnow())
+                    )
+            record(
+                self.db,
+                actor=actor,
+                action="vault.refuse",
+                subject=name,
+                details={"purpose": purpose, "why": "not approved"},
+            )
             raise VaultRefused(
                 f"secret {name!r} is not approved for purpose {purpose!r}; approve it with: "
                 f"grace secrets approve {name} --purpose {purpose}"
@@ -140,26 +190,51 @@ class Vault:
     def list(self) -> list[dict[str, Any]]:
         now = utcnow()
         with self.db.begin() as conn:
-            secrets = conn.execute(sa.select(secrets_table.c.name, secrets_table.c.created_at, secrets_table.c.updated_at,
-                                             secrets_table.c.updated_by).order_by(secrets_table.c.name)).all()
+            secrets = conn.execute(
+                sa.select(
+                    secrets_table.c.name,
+                    secrets_table.c.created_at,
+                    secrets_table.c.updated_at,
+                    secrets_table.c.updated_by,
+                ).order_by(secrets_table.c.name)
+            ).all()
             approvals = conn.execute(approvals_table.select().where(approvals_table.c.revoked_at.is_(None))).all()
         out = []
         for s in secrets:
             active = [a for a in approvals if a.name == s.name and (a.expires_at is None or a.expires_at > now)]
-            out.append({
-                "name": s.name, "created_at": s.created_at.isoformat(), "updated_at": s.updated_at.isoformat(),
-                "updated_by": s.updated_by,
-                "approvals": [{"purpose": a.purpose, "approved_by": a.approved_by,
-                               "expires_at": a.expires_at.isoformat() if a.expires_at else None} for a in active],
-            })
+            out.append(
+                {
+                    "name": s.name,
+                    "created_at": s.created_at.isoformat(),
+                    "updated_at": s.updated_at.isoformat(),
+                    "updated_by": s.updated_by,
+                    "approvals": [
+                        {
+                            "purpose": a.purpose,
+                            "approved_by": a.approved_by,
+                            "expires_at": a.expires_at.isoformat() if a.expires_at else None,
+                        }
+                        for a in active
+                    ],
+                }
+            )
         return out
 
     def pending(self) -> list[dict[str, Any]]:
         with self.db.begin() as conn:
-            rows = conn.execute(requests_table.select().where(requests_table.c.resolved_at.is_(None))
-                                .order_by(requests_table.c.id)).all()
-        return [{"name": r.name, "purpose": r.purpose, "requested_by": r.requested_by, "at": r.at.isoformat(),
-                 "approve": f"grace secrets approve {r.name} --purpose {r.purpose}"} for r in rows]
+            rows = conn.execute(
+                requests_table.select().where(requests_table.c.resolved_at.is_(None)).order_by(requests_table.c.id)
+            ).all()
+        return [
+            {
+                "name": r.name,
+                "purpose": r.purpose,
+                "requested_by": r.requested_by,
+                "at": r.at.isoformat(),
+                "approve": f"grace secrets approve {r.name} --purpose {r.purpose}",
+            }
+            for r in rows
+        ]
 
 
 class VaultBlobs:
@@ -170,16 +245,21 @@ class VaultBlobs:
 
     def names(self) -> Iterable[str]:
         with self.db.begin() as conn:
-            return [f"{PREFIX}{n}" for (n,) in conn.execute(sa.select(secrets_table.c.name).order_by(secrets_table.c.name))]
+            return [
+                f"{PREFIX}{n}" for (n,) in conn.execute(sa.select(secrets_table.c.name).order_by(secrets_table.c.name))
+            ]
 
     def read(self, name: str) -> bytes:
         with self.db.begin() as conn:
-            return bytes(conn.execute(sa.select(secrets_table.c.sealed).where(
-                secrets_table.c.name == name[len(PREFIX):])).scalar_one())
+            return bytes(
+                conn.execute(
+                    sa.select(secrets_table.c.sealed).where(secrets_table.c.name == name[len(PREFIX) :])
+                ).scalar_one()
+            )
 
     def write(self, name: str, data: bytes) -> None:
         with self.db.begin() as conn:
-            conn.execute(secrets_table.update().where(secrets_table.c.name == name[len(PREFIX):]).values(sealed=data))
+            conn.execute(secrets_table.update().where(secrets_table.c.name == name[len(PREFIX) :]).values(sealed=data))
 
 
 class StoreAndVaultBlobs:

@@ -17,12 +17,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from grace_pipelines.htm import OffPeak, deadline, route, should_flush, size_class, target_for, tier
+from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.htm import (
+    OffPeak,
+    deadline,
+    route,
+    should_flush,
+    size_class,
+    target_for,
+    tier,
+)
 from grace_pipelines.htm.routing import URGENT_PRIORITY, base_priority
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.db.records import SourceRow
-from grace_pipelines.db.htm_ledger import Ledger
-from grace_pipelines.db.state import StateDB
 
 CAP_WINDOW = timedelta(minutes=1)
 REEMIT_AFTER = timedelta(minutes=2)  # a claimed source whose run never started is requested again
@@ -45,13 +53,19 @@ def offpeak(settings: GraceSettings) -> OffPeak:
     return OffPeak(settings.offpeak_start, settings.offpeak_end, settings.tz)
 
 
-def plan(settings: GraceSettings, *, kind: str, size: int, duration_s: float | None, origin: str,
-         dropped_at: datetime) -> dict[str, object]:
+def plan(
+    settings: GraceSettings, *, kind: str, size: int, duration_s: float | None, origin: str, dropped_at: datetime
+) -> dict[str, object]:
     """Ledger values for a newly registered source: size class, SLA deadline, priority."""
     size_cls = size_class(kind, size, duration_s, settings.size_thresholds)
     target = target_for(settings.sla_targets, origin, size_cls)
-    return {"size_class": size_cls, "sla_due": deadline(target, dropped_at, settings.tz),
-            "priority": base_priority(origin), "route": None, "launched_at": None}
+    return {
+        "size_class": size_cls,
+        "sla_due": deadline(target, dropped_at, settings.tz),
+        "priority": base_priority(origin),
+        "route": None,
+        "launched_at": None,
+    }
 
 
 def expected_seconds(settings: GraceSettings, row: SourceRow) -> float:
@@ -89,17 +103,20 @@ def dispatch(settings: GraceSettings, db: StateDB, now: datetime, *, deferred_on
     tiny: dict[str, list[tuple[SourceRow, int, bool]]] = defaultdict(list)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
 
-    def room(origin: str) -> bool:
-        return used.get(origin, 0) < settings.origin_runs_per_minute
-
     for row in ledger.waiting():
         assert row.size_class is not None and row.sla_due is not None
         reached = tier(row.dropped_at, row.sla_due, now)
         if deferred_only and row.size_class != "heavy":
             continue
         decision = route(
-            origin=row.origin, size_class=row.size_class, now=now, due=row.sla_due, offpeak=window,
-            expected_s=expected_seconds(settings, row), sla_tier=reached, running_heavy=running_heavy,
+            origin=row.origin,
+            size_class=row.size_class,
+            now=now,
+            due=row.sla_due,
+            offpeak=window,
+            expected_s=expected_seconds(settings, row),
+            sla_tier=reached,
+            running_heavy=running_heavy,
         )
         urgent = decision.priority >= URGENT_PRIORITY
         if decision.action == "defer":
@@ -111,40 +128,97 @@ def dispatch(settings: GraceSettings, db: StateDB, now: datetime, *, deferred_on
             # its SLA must not turn into thousands of single runs (measured: 7,000 in one tick)
             tiny[row.origin].append((row, decision.priority, urgent))
             continue
-        if not urgent and not room(row.origin):
+        if not urgent and not _has_room(settings, used, row.origin):
             continue  # over this origin's cap: a later tick launches it
-        done = launch(ledger, Launch(
-            keys=[row.key], origin=row.origin, size_class=row.size_class, priority=decision.priority,
-            reason=decision.reason, run_key=f"{row.key}:{stamp}", urgent=urgent,
-        ), now, "run")
+        done = launch(
+            ledger,
+            Launch(
+                keys=[row.key],
+                origin=row.origin,
+                size_class=row.size_class,
+                priority=decision.priority,
+                reason=decision.reason,
+                run_key=f"{row.key}:{stamp}",
+                urgent=urgent,
+            ),
+            now,
+            "run",
+        )
         if done:
             launches.append(done)
             used[row.origin] = used.get(row.origin, 0) + 1
             running_heavy += row.size_class == "heavy"
 
+    launches.extend(_launch_batches(settings, ledger, tiny, used, now, stamp))
+    if not deferred_only:
+        launches.extend(_reemitted(ledger, now))
+    return launches
+
+
+def _has_room(settings: GraceSettings, used: dict[str, int], origin: str) -> bool:
+    """Whether `origin` is still under its cap of launches per minute."""
+    return used.get(origin, 0) < settings.origin_runs_per_minute
+
+
+def _launch_batches(
+    settings: GraceSettings,
+    ledger: Ledger,
+    tiny: dict[str, list[tuple[SourceRow, int, bool]]],
+    used: dict[str, int],
+    now: datetime,
+    stamp: str,
+) -> list[Launch]:
+    """Launch the batches of tiny work that should flush now, per origin and within its cap."""
+    launches: list[Launch] = []
     tiny_in_flight = ledger.in_flight("tiny")
     for origin, items in tiny.items():
         while items:
             oldest = min(r.dropped_at for r, _, _ in items)
             urgent = any(u for _, _, u in items)
-            if not should_flush(len(items), (now - oldest).total_seconds(), batch_size=settings.tiny_batch_size,
-                                max_wait_s=settings.tiny_batch_wait_s, urgent=urgent,
-                                idle=tiny_in_flight.get(origin, 0) == 0):
+            if not should_flush(
+                len(items),
+                (now - oldest).total_seconds(),
+                batch_size=settings.tiny_batch_size,
+                max_wait_s=settings.tiny_batch_wait_s,
+                urgent=urgent,
+                idle=tiny_in_flight.get(origin, 0) == 0,
+            ):
                 break
-            if not urgent and not room(origin):
+            if not urgent and not _has_room(settings, used, origin):
                 break
-            batch, items = items[: settings.tiny_batch_size], items[settings.tiny_batch_size:]
+            batch, items = items[: settings.tiny_batch_size], items[settings.tiny_batch_size :]
             keys = [r.key for r, _, _ in batch]
-            done = launch(ledger, Launch(
-                keys=keys, origin=origin, size_class="tiny", priority=max(p for _, p, _ in batch),
-                reason=f"batch of {len(keys)} tiny source(s)", run_key=f"batch:{keys[0]}:{stamp}", urgent=urgent,
-            ), now, "batch")
+            done = launch(
+                ledger,
+                Launch(
+                    keys=keys,
+                    origin=origin,
+                    size_class="tiny",
+                    priority=max(p for _, p, _ in batch),
+                    reason=f"batch of {len(keys)} tiny source(s)",
+                    run_key=f"batch:{keys[0]}:{stamp}",
+                    urgent=urgent,
+                ),
+                now,
+                "batch",
+            )
             if done:
                 launches.append(done)
                 used[origin] = used.get(origin, 0) + 1
                 tiny_in_flight[origin] = tiny_in_flight.get(origin, 0) + len(done.keys)
-    if not deferred_only:
-        for row in ledger.stuck(now - REEMIT_AFTER):
-            launches.append(Launch(keys=[row.key], origin=row.origin, size_class=row.size_class or "normal",
-                                   priority=row.priority or 0, reason="re-requested", run_key=str(row.run_key)))
     return launches
+
+
+def _reemitted(ledger: Ledger, now: datetime) -> list[Launch]:
+    """The claimed sources whose run never started, requested again under their run key."""
+    return [
+        Launch(
+            keys=[row.key],
+            origin=row.origin,
+            size_class=row.size_class or "normal",
+            priority=row.priority or 0,
+            reason="re-requested",
+            run_key=str(row.run_key),
+        )
+        for row in ledger.stuck(now - REEMIT_AFTER)
+    ]

@@ -13,7 +13,15 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 # What a person waits on comes first; bulk imports last.
-ORIGIN_PRIORITY = {"voice_note": 20, "meeting": 10, "api": 10, "manual": 10, "screen": 5, "document": 0, "schedule": -10}
+ORIGIN_PRIORITY = {
+    "voice_note": 20,
+    "meeting": 10,
+    "api": 10,
+    "manual": 10,
+    "screen": 5,
+    "document": 0,
+    "schedule": -10,
+}
 WARNING_BOOST = 30
 URGENT_PRIORITY = 100
 
@@ -86,7 +94,9 @@ def route(
             if running_heavy < max_heavy_outside_offpeak:
                 return Route("run", priority, "heavy, but off-peak opens too late for its SLA: launched now")
             return Route("defer", priority, "heavy; off-peak opens too late for its SLA but another heavy run is going")
-        return Route("defer", priority, f"heavy work deferred to the off-peak window ({opens.astimezone(offpeak.tz):%H:%M})")
+        return Route(
+            "defer", priority, f"heavy work deferred to the off-peak window ({opens.astimezone(offpeak.tz):%H:%M})"
+        )
     if size_class == "tiny":
         return Route("batch", priority, "tiny work is batched")
     return Route("run", priority, "normal work runs now")

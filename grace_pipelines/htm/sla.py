@@ -51,6 +51,7 @@ def default_targets() -> list[SlaTarget]:
 
 def target_for(targets: Sequence[SlaTarget], origin: str, size_class: str) -> SlaTarget:
     """The most specific matching target (origin and size > size only > origin only > any)."""
+
     def specificity(t: SlaTarget) -> int:
         return (2 if t.size_class != "*" else 0) + (1 if t.origin != "*" else 0)
 

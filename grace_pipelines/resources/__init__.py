@@ -1,4 +1,15 @@
-"""Dagster resources: the engines and stores that assets call.
+"""Dagster resources: the ports and stores that assets call.
+
+One abstract `dg.ConfigurableResource` per engine port with a subclass per engine (as Dagster's
+project_fully_featured does with its HN client); assets annotate the abstract type:
+
+- `Transcriber`: `FasterWhisperTranscriber` (default), `OpenAITranscriber`, `WhisperXTranscriber`
+- `Embedder`: `MiniLMEmbedder` (default), `OpenAIEmbedder`
+
+and one resource per store (`BlobStore`, `VectorStore`, `StateResource`) plus `Extraction` and
+`Alerts`. Each engine or store resource holds its config fields and delegates to a plain client
+(grace_pipelines.engines, grace_pipelines.stores), which code outside an asset can build
+without Dagster: `grace_pipelines.engines.clients.clients_for(settings)`.
 
 `build_resources(settings)` wires them from GraceSettings; API keys come from the vault (a
 named secret, approved per purpose) or, when set, an environment variable through
@@ -12,28 +23,40 @@ from typing import Any
 
 import dagster as dg
 
+from grace_pipelines.engines.clients import blob_config, chunk_table_for, index_config, require_known_dim
 from grace_pipelines.resources.alerts import Alerts
 from grace_pipelines.resources.blob_store import BlobStore
-from grace_pipelines.resources.embedder import MINILM_NAME, Embedder
+from grace_pipelines.resources.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder, embedder_for
 from grace_pipelines.resources.extraction import Extraction
 from grace_pipelines.resources.state import StateResource
-from grace_pipelines.resources.transcriber import Transcriber
-from grace_pipelines.resources.vector_store import VectorStore, table_name_for
-from grace_pipelines.settings import GraceSettings, SettingsError
+from grace_pipelines.resources.transcriber import (
+    FasterWhisperTranscriber,
+    OpenAITranscriber,
+    Transcriber,
+    WhisperXTranscriber,
+    transcriber_for,
+)
+from grace_pipelines.resources.vector_store import VectorStore
+from grace_pipelines.settings import GraceSettings
 from grace_pipelines.text.budget import ExtractBudget
 
-__all__ = ["Alerts", "BlobStore", "Embedder", "Extraction", "StateResource", "Transcriber", "VectorStore", "build_resources"]
-
-
-def _api_key(settings: GraceSettings, needed: bool) -> Any:
-    if needed and os.environ.get(settings.openai_api_key_env):
-        return dg.EnvVar(settings.openai_api_key_env)
-    return None
-
-
-def _vault(settings: GraceSettings) -> dict[str, Any]:
-    """Where the engines find their API key when none is in the environment: the vault."""
-    return {"credential": settings.openai_credential, "state_url": settings.state_url, "keys_dir": str(settings.keys_dir)}
+__all__ = [
+    "Alerts",
+    "BlobStore",
+    "Embedder",
+    "Extraction",
+    "FasterWhisperTranscriber",
+    "MiniLMEmbedder",
+    "OpenAIEmbedder",
+    "OpenAITranscriber",
+    "StateResource",
+    "Transcriber",
+    "VectorStore",
+    "WhisperXTranscriber",
+    "build_resources",
+    "embedder_for",
+    "transcriber_for",
+]
 
 
 def _webhook(settings: GraceSettings) -> Any:
@@ -45,40 +68,13 @@ def _webhook(settings: GraceSettings) -> Any:
 
 
 def build_resources(settings: GraceSettings) -> dict[str, Any]:
-    embedder = Embedder(
-        engine=settings.embedder,
-        openai_model=settings.embedding_model,
-        dimensions=settings.embedding_dimensions,
-        openai_base_url=settings.openai_base_url,
-        openai_api_key=_api_key(settings, settings.embedder == "openai"),
-        **_vault(settings),
-    )
-    if embedder.dim <= 0:
-        raise SettingsError(
-            f"embedding_dimensions: the vector size of model {settings.embedding_model!r} is not known; "
-            "set GRACE_EMBEDDING_DIMENSIONS"
-        )
+    embedder = embedder_for(settings)
+    require_known_dim(settings, embedder.dim)
     return {
-        "transcriber": Transcriber(
-            engine=settings.transcriber,
-            model=settings.whisper_model,
-            device=settings.whisper_device,
-            compute_type=settings.whisper_compute_type,
-            batch_size=settings.whisper_batch_size,
-            language=settings.whisper_language,
-            openai_base_url=settings.openai_base_url,
-            openai_api_key=_api_key(settings, settings.transcriber == "openai"),
-            openai_model=settings.openai_transcription_model,
-            **_vault(settings),
-        ),
+        "transcriber": transcriber_for(settings),
         "embedder": embedder,
-        "vector_store": VectorStore(
-            uri=str(settings.lancedb), table_name=table_name_for(embedder.model_name, embedder.dim, default_model=MINILM_NAME),
-            ann_min_rows=settings.ann_min_rows, ann_ef=settings.ann_ef,
-            ann_refine_factor=settings.ann_refine_factor, fusion=settings.search_fusion,
-            keyword_weight=settings.keyword_weight,
-        ),
-        "blob_store": BlobStore(root=str(settings.store), keys_dir=str(settings.keys_dir)),
+        "vector_store": VectorStore(**index_config(settings, chunk_table_for(embedder.model_name, embedder.dim))),
+        "blob_store": BlobStore(**blob_config(settings)),
         "state": StateResource(url=settings.state_url, keys_dir=str(settings.keys_dir)),
         "extraction": Extraction.from_budget(ExtractBudget.from_settings(settings)),
         "alerts": Alerts(webhook_url=_webhook(settings)),

@@ -33,8 +33,11 @@ class Alerts(dg.ConfigurableResource):
         class _Retryable(Exception):
             pass
 
-        @retry(stop=stop_after_attempt(self.attempts), wait=wait_exponential(multiplier=0.2, max=2),
-               retry=retry_if_exception_type(_Retryable))
+        @retry(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type(_Retryable),
+        )
         def post() -> int:
             try:
                 response = requests.post(self.webhook_url, json={"text": text, **fields}, timeout=self.timeout_s)

@@ -1,44 +1,11 @@
 """Credentials for the engines that call a paid API, fetched from the vault for a purpose.
 
-A key given directly (or through `dg.EnvVar`) wins; otherwise the vault hands out the named
-secret only with an active approval for the purpose, and refuses (audited, with the command
-that approves it) without one.
+The lookup lives in grace_pipelines.engines.credentials (no Dagster, shared with the plain
+clients and the Python API); re-exported here for the older import path.
 """
 
 from __future__ import annotations
 
-from grace_pipelines.resources.blob_store import keyring_for
-from grace_pipelines.db.state import StateDB
+from grace_pipelines.engines.credentials import EnvKey, api_key_for, vault_secret
 
-
-def vault_secret(*, credential: str | None, state_url: str | None, keys_dir: str | None, purpose: str, actor: str) -> str:
-    """The secret's value; raises grace_pipelines.governance.vault.VaultRefused or VaultError."""
-    from grace_pipelines.governance.vault import Vault, VaultRefused
-
-    if not (credential and state_url and keys_dir):
-        raise VaultRefused(
-            f"no API key for {purpose}: store one with `grace secrets set openai` and approve it with "
-            f"`grace secrets approve openai --purpose {purpose}` (or set the key's environment variable)"
-        )
-    return Vault(StateDB(state_url), keyring_for(keys_dir)).use(credential, purpose, actor=actor)
-
-
-def api_key_for(
-    explicit: str | None, *, credential: str | None, state_url: str | None, keys_dir: str | None,
-    purpose: str, actor: str, error: type[Exception],
-) -> str:
-    """The key to send: an explicit one (e.g. from an environment variable), else the vault's
-    for `purpose`. Vault refusals become `error` (the caller's own exception type), with the
-    approving command."""
-    import dagster as dg
-
-    from grace_pipelines.governance.vault import VaultError, VaultRefused
-
-    if isinstance(explicit, dg.EnvVar):  # a resource used outside a run (the Python API) holds it unresolved
-        explicit = explicit.get_value()
-    if explicit:
-        return explicit
-    try:
-        return vault_secret(credential=credential, state_url=state_url, keys_dir=keys_dir, purpose=purpose, actor=actor)
-    except (VaultRefused, VaultError) as exc:
-        raise error(f"the {actor} engine needs an API key: {exc}") from None
+__all__ = ["EnvKey", "api_key_for", "vault_secret"]

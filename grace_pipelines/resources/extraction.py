@@ -30,6 +30,10 @@ class Extraction(dg.ConfigurableResource):
 
     def budget(self) -> ExtractBudget:
         return ExtractBudget(
-            max_bytes=self.max_bytes, max_ratio=self.max_ratio, html_max_bytes=self.html_max_bytes,
-            html_max_depth=self.html_max_depth, timeout_s=self.timeout_s, max_memory_mb=self.max_memory_mb,
+            max_bytes=self.max_bytes,
+            max_ratio=self.max_ratio,
+            html_max_bytes=self.html_max_bytes,
+            html_max_depth=self.html_max_depth,
+            timeout_s=self.timeout_s,
+            max_memory_mb=self.max_memory_mb,
         )

@@ -23,7 +23,13 @@ from grace_pipelines.db.schema import Stage, utcnow
 from grace_pipelines.db.state import StateDB
 from grace_pipelines.errors import SYSTEM_FAILURE
 from grace_pipelines.runtime.instance import open_instance
-from grace_pipelines.runtime.recovery import RESUME_SELECTION, RecoveryReport, recover, run_tags, watching_for_dead_runs
+from grace_pipelines.runtime.recovery import (
+    RESUME_SELECTION,
+    RecoveryReport,
+    recover,
+    run_tags,
+    watching_for_dead_runs,
+)
 from grace_pipelines.settings import GraceSettings
 
 Progress = Callable[[str, str], None]
@@ -47,11 +53,17 @@ class JobRunner:
     recovery sweeps for temporary files."""
 
     def __init__(
-        self, settings: GraceSettings, db: StateDB, defs: Callable[[], dg.Definitions],
-        stores: Callable[[], tuple[Any, Any]], instance: dg.DagsterInstance | None = None,
+        self,
+        settings: GraceSettings,
+        db: StateDB,
+        defs: Callable[[], dg.Definitions],
+        stores: Callable[[], tuple[Any, Any]],
+        instance: dg.DagsterInstance | None = None,
+        prepare: Callable[[], Any] | None = None,
     ) -> None:
+        """`prepare` runs before the GRACE_HOME's own instance is opened (`Grace.init`)."""
         self.settings, self.db, self._defs, self._stores = settings, db, defs, stores
-        self._instance = instance
+        self._instance, self._prepare = instance, prepare
         self.log_level = QUIET_LOG_LEVEL
 
     @contextmanager
@@ -59,6 +71,8 @@ class JobRunner:
         if self._instance is not None:
             yield self._instance
             return
+        if self._prepare is not None:
+            self._prepare()
         with open_instance(self.settings) as instance:
             yield instance
 
@@ -67,8 +81,11 @@ class JobRunner:
 
     # ---- ingest ---------------------------------------------------------------------------
     def run_sources(
-        self, keys: Iterable[str], asset_selection: Sequence[dg.AssetKey] | None = None,
-        progress: Progress | None = None, tags: dict[str, str] | None = None,
+        self,
+        keys: Iterable[str],
+        asset_selection: Sequence[dg.AssetKey] | None = None,
+        progress: Progress | None = None,
+        tags: dict[str, str] | None = None,
     ) -> dict[str, bool]:
         """`ingest_job` for each source key; success per key. Recovery runs first, and a source
         an interrupted run left past `registered` is taken on from its last completed stage."""
@@ -80,8 +97,11 @@ class JobRunner:
         return outcome
 
     def execute_sources(
-        self, keys: list[str], asset_selection: Sequence[dg.AssetKey] | None = None,
-        progress: Progress | None = None, tags: dict[str, str] | None = None,
+        self,
+        keys: list[str],
+        asset_selection: Sequence[dg.AssetKey] | None = None,
+        progress: Progress | None = None,
+        tags: dict[str, str] | None = None,
     ) -> dict[str, bool]:
         outcome: dict[str, bool] = {}
         job = self._defs().resolve_job_def("ingest_job")
@@ -89,7 +109,9 @@ class JobRunner:
         Ledger(self.db).claim(keys, f"api:{time.time_ns()}", utcnow(), "run", 0)
         chunking = {"chunk_chars": self.settings.chunk_chars, "chunk_overlap": self.settings.chunk_overlap}
         with self.instance() as instance, watching_for_dead_runs(instance):
-            instance.add_dynamic_partitions("sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)])
+            instance.add_dynamic_partitions(
+                "sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)]
+            )
             for key in keys:
                 row = self.db.get_source(key)
                 if progress:
@@ -99,7 +121,10 @@ class JobRunner:
                     selection = [dg.AssetKey(a) for a in RESUME_SELECTION[row.stage]]  # resume, do not redo
                 result = job.execute_in_process(
                     run_config={"ops": {"chunks": {"config": chunking}}, "loggers": self._logging()},
-                    instance=instance, partition_key=key, asset_selection=selection, raise_on_error=False,
+                    instance=instance,
+                    partition_key=key,
+                    asset_selection=selection,
+                    raise_on_error=False,
                     tags={tag.SOURCE: key, tag.ORIGIN: row.origin if row else "manual", **run_tags(), **(tags or {})},
                 )
                 outcome[key] = result.success
@@ -117,22 +142,33 @@ class JobRunner:
         self.db.set_stage(key, Stage.FAILED, reason=f"{SYSTEM_FAILURE}: {detail[:300]}")
 
     # ---- recovery -------------------------------------------------------------------------
-    def recover(self, *, repair: bool = True, wanted: set[str] | None = None, sweep_temp: bool = False) -> RecoveryReport:
+    def recover(
+        self, *, repair: bool = True, wanted: set[str] | None = None, sweep_temp: bool = False
+    ) -> RecoveryReport:
         """Find what killed processes left (dead runs, pool slots, stuck sources, unfinished
         purges, temporary files) and, with `repair`, fix it: mark the runs failed, free the
         slots, finish the purges, resume the sources from their last completed stage (only
         `wanted` ones and those whose run just died or that are stale), remove the temp files."""
         blob_store, chunk_index = self._stores()
         with self.instance() as instance:
-            report = recover(instance, self.settings, self.db, repair=repair, wanted=wanted, sweep_temp=sweep_temp,
-                             blob_store=blob_store, vector_store=chunk_index)
+            report = recover(
+                instance,
+                self.settings,
+                self.db,
+                repair=repair,
+                wanted=wanted,
+                sweep_temp=sweep_temp,
+                blob_store=blob_store,
+                vector_store=chunk_index,
+            )
         if not repair:
             return report
         for item in report.purges:  # journaled purges a kill interrupted: finish them first
             report.receipts[item["source_key"]] = self.purge(item["source_key"], item["plan"])
         for item in report.resume:
-            report.outcomes.update(self.execute_sources(
-                [item.key], [dg.AssetKey(a) for a in item.assets], tags={tag.TRIGGER: "recovery"}))
+            report.outcomes.update(
+                self.execute_sources([item.key], [dg.AssetKey(a) for a in item.assets], tags={tag.TRIGGER: "recovery"})
+            )
         claimed = Ledger(self.db).claim(report.requeued, f"recovery:{time.time_ns()}", utcnow(), "run", 0)
         if claimed:  # a lost launch: run it here unless the daemon's dispatcher took it first
             report.outcomes.update(self.execute_sources(claimed, tags={tag.TRIGGER: "recovery"}))
@@ -150,7 +186,9 @@ class JobRunner:
                 instance.add_dynamic_partitions("sources", [key])
             result = job.execute_in_process(
                 run_config={"ops": {"purge_receipt": {"config": plan}}, "loggers": self._logging()},
-                instance=instance, partition_key=key, tags={tag.SOURCE: key, tag.TRIGGER: "purge", **run_tags()},
+                instance=instance,
+                partition_key=key,
+                tags={tag.SOURCE: key, tag.TRIGGER: "purge", **run_tags()},
                 raise_on_error=False,
             )
             if not result.success:
@@ -167,7 +205,9 @@ class JobRunner:
         job = self._defs().resolve_job_def("key_rotation_job")
         with self.instance() as instance:
             result = job.execute_in_process(
-                instance=instance, tags={tag.TRIGGER: "cli", **run_tags()}, raise_on_error=False,
+                instance=instance,
+                tags={tag.TRIGGER: "cli", **run_tags()},
+                raise_on_error=False,
                 run_config={"loggers": self._logging()},
             )
             if not result.success:  # the step's own message names the blobs that do not open

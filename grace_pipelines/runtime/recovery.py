@@ -38,30 +38,30 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.settings import GraceSettings
-from grace_pipelines.db.records import SourceRow
-from grace_pipelines.db.schema import IN_FLIGHT_STAGES, utcnow
+from grace_pipelines import tags
+from grace_pipelines.db.schema import IN_FLIGHT_STAGES, Stage, utcnow
 from grace_pipelines.db.state import StateDB
+from grace_pipelines.settings import GraceSettings
 
-PID_TAG = "grace/pid"
-HOST_TAG = "grace/host"
-SOURCE_TAG = "grace/source"
-SOURCES_TAG = "grace/sources"
-UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-              dg.DagsterRunStatus.CANCELING]
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 IN_FLIGHT = [*UNFINISHED, dg.DagsterRunStatus.QUEUED]
 STALE_AFTER = timedelta(minutes=2)  # a source with no run this long after its last change is stuck
 RESUME_SELECTION = {  # the assets still to do after the stage a source rests in
-    "stored": ["transcript", "chunks", "embeddings"],
-    "transcribed": ["chunks", "embeddings"],
-    "chunked": ["embeddings"],
+    Stage.STORED: ["transcript", "chunks", "embeddings"],
+    Stage.TRANSCRIBED: ["chunks", "embeddings"],
+    Stage.CHUNKED: ["embeddings"],
 }
 PART_SUFFIX = ".part"
 
 
 def run_tags() -> dict[str, str]:
     """Tags that let a later process tell whether this process still runs the run."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    return {tags.PID: str(os.getpid()), tags.HOST: socket.gethostname()}
 
 
 def _boot_time() -> float | None:
@@ -83,7 +83,7 @@ def process_started_at(pid: int) -> float | None:
     boot = _boot_time()
     if boot is None:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -104,7 +104,7 @@ def process_alive(pid: int, *, not_after: float | None = None) -> bool:
             return False
     try:  # a zombie is dead for our purposes
         state = Path(f"/proc/{pid}/stat").read_text()
-        if state[state.rindex(")") + 2:].split()[0] in ("Z", "X"):
+        if state[state.rindex(")") + 2 :].split()[0] in ("Z", "X"):
             return False
     except OSError:
         pass
@@ -136,14 +136,16 @@ class RecoveryReport:
 
     @property
     def found_anything(self) -> bool:
-        return bool(self.dead_runs or self.slots_freed or self.resume or self.requeued or self.purges or self.temp_files)
+        return bool(
+            self.dead_runs or self.slots_freed or self.resume or self.requeued or self.purges or self.temp_files
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def _run_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
-    tag = run.tags.get(PID_TAG)
+    tag = run.tags.get(tags.PID)
     if tag is not None:
         return int(tag) if tag.isdigit() else None
     records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20).records
@@ -158,7 +160,7 @@ def _run_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
 
 
 def _same_machine(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    host = run.tags.get(HOST_TAG)
+    host = run.tags.get(tags.HOST)
     if host is not None:
         return host == socket.gethostname()
     # launched by the daemon: local only with the default launcher (a subprocess here)
@@ -185,10 +187,10 @@ def covered_keys(instance: dg.DagsterInstance) -> set[str]:
     """Source keys that a queued or unfinished run is working on."""
     keys: set[str] = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
-        if run.tags.get(SOURCE_TAG):
-            keys.add(run.tags[SOURCE_TAG])
-        if run.tags.get(SOURCES_TAG):
-            keys.update(run.tags[SOURCES_TAG].split(","))
+        if run.tags.get(tags.SOURCE):
+            keys.add(run.tags[tags.SOURCE])
+        if run.tags.get(tags.SOURCES):
+            keys.update(run.tags[tags.SOURCES].split(","))
         if run.tags.get("dagster/partition"):
             keys.add(run.tags["dagster/partition"])
     return keys
@@ -212,12 +214,19 @@ def free_stale_slots(instance: dg.DagsterInstance, dead: set[str]) -> list[str]:
 
 def last_run_finished(instance: dg.DagsterInstance, key: str) -> bool:
     """Whether the newest run tagged with this source has ended (failed, canceled, succeeded)."""
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={SOURCE_TAG: key}), limit=1)
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={tags.SOURCE: key}), limit=1)
     return bool(runs) and runs[0].is_finished
 
 
-def stuck_sources(db: StateDB, covered: set[str], *, now: datetime, just_died: set[str],
-                  wanted: set[str] | None = None, finished: Any = None) -> tuple[list[Resume], list[str]]:
+def stuck_sources(
+    db: StateDB,
+    covered: set[str],
+    *,
+    now: datetime,
+    just_died: set[str],
+    wanted: set[str] | None = None,
+    finished: Any = None,
+) -> tuple[list[Resume], list[str]]:
     """Sources resting in an in-run stage with no live run. A source counts as stuck at once
     when the run that had it just died, its newest run has ended (`finished(key)`), or the
     caller asks for it (`wanted`); else after `STALE_AFTER` without change (a launch may be on
@@ -225,19 +234,28 @@ def stuck_sources(db: StateDB, covered: set[str], *, now: datetime, just_died: s
     resume: list[Resume] = []
     requeue: list[str] = []
     for row in db.sources_in_stages(IN_FLIGHT_STAGES):
-        if row.key in covered or row.stage == "purging":
+        if row.key in covered or row.stage == Stage.PURGING:
             continue
         fresh = now - row.updated_at < STALE_AFTER
-        if fresh and row.key not in just_died and (wanted is None or row.key not in wanted) and not (
-            finished is not None and row.stage != "registered" and finished(row.key)
+        if (
+            fresh
+            and row.key not in just_died
+            and (wanted is None or row.key not in wanted)
+            and not (finished is not None and row.stage != Stage.REGISTERED and finished(row.key))
         ):
             continue
-        if row.stage == "registered":
+        if row.stage == Stage.REGISTERED:
             if row.launched_at is not None:
                 requeue.append(row.key)  # its launch or run was lost: back to the dispatcher's queue
             continue
-        resume.append(Resume(row.key, row.stage, RESUME_SELECTION[row.stage],
-                             f"interrupted after stage {row.stage}; resuming from there"))
+        resume.append(
+            Resume(
+                row.key,
+                row.stage,
+                RESUME_SELECTION[row.stage],
+                f"interrupted after stage {row.stage}; resuming from there",
+            )
+        )
     return resume, requeue
 
 
@@ -255,8 +273,14 @@ def _stale_inbox_parts(settings: GraceSettings) -> list[Path]:
 
 
 def recover(
-    instance: dg.DagsterInstance, settings: GraceSettings, db: StateDB, *, repair: bool = True,
-    wanted: set[str] | None = None, blob_store: Any | None = None, vector_store: Any | None = None,
+    instance: dg.DagsterInstance,
+    settings: GraceSettings,
+    db: StateDB,
+    *,
+    repair: bool = True,
+    wanted: set[str] | None = None,
+    blob_store: Any | None = None,
+    vector_store: Any | None = None,
     sweep_temp: bool = True,
 ) -> RecoveryReport:
     """Find (and with `repair`, fix) what dead processes left. Resuming sources and purges is
@@ -268,10 +292,10 @@ def recover(
     just_died: set[str] = set()
     for run, why in dead:
         report.dead_runs.append({"run_id": run.run_id, "job": run.job_name, "why": why})
-        if run.tags.get(SOURCE_TAG):
-            just_died.add(run.tags[SOURCE_TAG])
-        if run.tags.get(SOURCES_TAG):
-            just_died.update(run.tags[SOURCES_TAG].split(","))
+        if run.tags.get(tags.SOURCE):
+            just_died.add(run.tags[tags.SOURCE])
+        if run.tags.get(tags.SOURCES):
+            just_died.update(run.tags[tags.SOURCES].split(","))
         if repair:
             instance.report_run_failed(run, f"grace recovery: {why}")
     dead_ids = {run.run_id for run, _ in dead}
@@ -282,8 +306,9 @@ def recover(
     report.live_runs = len(live)
     covered = covered_keys(instance) if repair else covered_keys(instance) - just_died
     now = utcnow()
-    report.resume, report.requeued = stuck_sources(db, covered, now=now, just_died=just_died, wanted=wanted,
-                                                   finished=lambda key: last_run_finished(instance, key))
+    report.resume, report.requeued = stuck_sources(
+        db, covered, now=now, just_died=just_died, wanted=wanted, finished=lambda key: last_run_finished(instance, key)
+    )
     for entry in db.unfinished_purges():
         if entry["source_key"] not in covered:
             report.purges.append({"source_key": entry["source_key"], "plan": entry["plan"], "journal_id": entry["id"]})
@@ -365,14 +390,3 @@ def watching_for_dead_runs(instance: dg.DagsterInstance, every_s: float = 10.0) 
         yield
     finally:
         stop.set()
-
-
-def resume_request(item: Resume, row: SourceRow | None, tag: str) -> dg.RunRequest:
-    """A run request that takes one stuck source on from its last completed stage."""
-    return dg.RunRequest(
-        run_key=f"resume:{item.key}:{item.stage}:{tag}",
-        job_name="ingest_job",
-        partition_key=item.key,
-        asset_selection=[dg.AssetKey(a) for a in item.assets],
-        tags={SOURCE_TAG: item.key, "grace/origin": row.origin if row else "manual", "grace/trigger": "recovery"},
-    )

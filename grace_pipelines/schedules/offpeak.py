@@ -12,11 +12,11 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.htm.dispatcher import dispatch
-from grace_pipelines.resources import StateResource
-from grace_pipelines.sensors.inbox import run_requests_for
-from grace_pipelines.settings import GraceSettings
 from grace_pipelines.db.schema import utcnow
+from grace_pipelines.htm.dispatcher import dispatch
+from grace_pipelines.jobs import run_requests_for
+from grace_pipelines.resources import StateResource
+from grace_pipelines.settings import GraceSettings
 
 
 def window_hours(start: time, end: time) -> list[int]:
@@ -35,7 +35,7 @@ def build_offpeak_schedule(settings: GraceSettings, job: Any) -> dg.ScheduleDefi
 
     @dg.schedule(
         name="offpeak_schedule",
-        job=job,
+        target=job,
         cron_schedule=f"*/10 {hours} * * *",
         execution_timezone=settings.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,

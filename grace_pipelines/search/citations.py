@@ -74,7 +74,9 @@ def _parse_clock(value: str, whole: str) -> float:
     except ValueError:
         raise ValueError(f"bad time {value!r} in citation {whole!r}; {format_citation_help()}") from None
     if seconds >= 60:
-        raise ValueError(f"bad time {value!r} in citation {whole!r}: seconds must be below 60; {format_citation_help()}")
+        raise ValueError(
+            f"bad time {value!r} in citation {whole!r}: seconds must be below 60; {format_citation_help()}"
+        )
     return hours * 3600 + minutes * 60 + seconds
 
 
@@ -98,10 +100,7 @@ def parse_citation(text: str) -> Citation:
     title, sep, when = whole.rpartition(" @ ")
     if not sep:
         if _DOCUMENT_RE.search(whole):
-            raise ValueError(
-                f"{whole!r} cites a document; only recordings can be played "
-                f"({format_citation_help()})"
-            )
+            raise ValueError(f"{whole!r} cites a document; only recordings can be played ({format_citation_help()})")
         raise ValueError(f"not a recording citation: {whole!r}; {format_citation_help()}")
     title = title.strip()
     if not title:

@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from grace_pipelines.db.schema import Stage
+
 if TYPE_CHECKING:
-    from grace_pipelines.api import Grace, SearchResult
+    from grace_pipelines.api import Grace
+    from grace_pipelines.search.retrieval import SearchResult
 
 EVAL_K = 10  # MRR looks this deep; recall@1 and @5 are read off the same ranking
 MIN_WINDOW_COVER = 0.5  # a passage must cover at least half of the expected time window
@@ -173,7 +176,10 @@ def recall_mrr(ranks: Sequence[int | None]) -> dict[str, float]:
 
 
 def score(
-    mode: str, ranks: dict[str, int | None], moments: dict[str, bool], latencies_ms: list[float],
+    mode: str,
+    ranks: dict[str, int | None],
+    moments: dict[str, bool],
+    latencies_ms: list[float],
     styles: dict[str, str] | None = None,
 ) -> ModeScore:
     by_style: dict[str, dict[str, float]] = {}
@@ -192,7 +198,9 @@ def score(
 
 
 # ---- running ----------------------------------------------------------------------------------
-def ingest_corpus(grace: Grace, eval_set: EvalSet, progress: Callable[[str, str], None] | None = None) -> dict[str, str]:
+def ingest_corpus(
+    grace: Grace, eval_set: EvalSet, progress: Callable[[str, str], None] | None = None
+) -> dict[str, str]:
     """Ingest every corpus file (idempotent: already ingested bytes are not redone); returns
     each file's state. A file that does not end searchable is an error naming it."""
     by_origin: dict[str, list[Path]] = {}
@@ -202,10 +210,12 @@ def ingest_corpus(grace: Grace, eval_set: EvalSet, progress: Callable[[str, str]
     for origin, paths in by_origin.items():
         for outcome in grace.ingest(paths, origin=origin, wait=True, progress=progress):
             states[outcome.title] = outcome.state
-    searchable = {row.title for row in grace.db.list_sources() if row.stage == "searchable"}
+    searchable = {row.title for row in grace.db.list_sources() if row.stage == Stage.SEARCHABLE}
     bad = {s.file: states.get(s.file, "not ingested") for s in eval_set.sources if s.file not in searchable}
     if bad:
-        raise EvalSetError("eval corpus files not searchable: " + ", ".join(f"{k} ({v})" for k, v in sorted(bad.items())))
+        raise EvalSetError(
+            "eval corpus files not searchable: " + ", ".join(f"{k} ({v})" for k, v in sorted(bad.items()))
+        )
     return states
 
 
@@ -242,10 +252,15 @@ def run_eval(
                 moments[q.id] = bool(results) and is_moment_hit(results[0], q)
             if ranks[q.id] != 1:
                 top = results[0] if results else None
-                misses[label].append({
-                    "id": q.id, "question": q.question, "expected": _expected_label(q), "rank": ranks[q.id],
-                    "top": getattr(top, "citation", None) if top is not None else None,
-                })
+                misses[label].append(
+                    {
+                        "id": q.id,
+                        "question": q.question,
+                        "expected": _expected_label(q),
+                        "rank": ranks[q.id],
+                        "top": getattr(top, "citation", None) if top is not None else None,
+                    }
+                )
         scores.append(score(label, ranks, moments, latencies, styles))
     return {
         "eval_set": str(eval_set.path) if eval_set.path else None,
@@ -284,8 +299,16 @@ def evaluate(
     report["ingest_s"] = round(ingest_s, 1)
     report["settings"] = {
         name: getattr(grace.settings, name)
-        for name in ("embedder", "chunk_chars", "chunk_overlap", "search_fusion", "keyword_weight", "search_rerank",
-                     "rerank_depth", "rerank_alpha")
+        for name in (
+            "embedder",
+            "chunk_chars",
+            "chunk_overlap",
+            "search_fusion",
+            "keyword_weight",
+            "search_rerank",
+            "rerank_depth",
+            "rerank_alpha",
+        )
     }
     return report
 

@@ -20,15 +20,14 @@ from grace_pipelines.db.schema import Stage, utcnow
 from grace_pipelines.db.state import StateDB
 from grace_pipelines.errors import GraceError
 from grace_pipelines.governance.consent import missing_parties
-from grace_pipelines.resources.blob_store import BlobError, open_text
 from grace_pipelines.search.citations import citation_for
 from grace_pipelines.search.fusion import cosine
 from grace_pipelines.search.fusion import rerank as rerank_by_sentences
 from grace_pipelines.settings import GraceSettings
+from grace_pipelines.stores.blobs import TEXT_KEY, BlobError, open_text
+from grace_pipelines.stores.vectors import MODES
 from grace_pipelines.text.chunking import sentence_spans
 from grace_pipelines.text.keywords import blind_tokens
-
-MODES = ("hybrid", "vector", "keyword")
 
 
 @dataclass
@@ -89,21 +88,24 @@ class Retriever:
             key = hit.row["source_key"]
             if key not in allowed:
                 row = self.db.get_source(key)
-                allowed[key] = row is not None and row.stage not in (Stage.PURGING, Stage.PURGED) and not missing_parties(
-                    row.participants, self.db.consent_events(key), "index", utcnow()
+                allowed[key] = (
+                    row is not None
+                    and row.stage not in (Stage.PURGING, Stage.PURGED)
+                    and not missing_parties(row.participants, self.db.consent_events(key), "index", utcnow())
                 )
             if not allowed[key]:
                 continue
             r = hit.row
             try:
                 if key not in text_keys:
-                    text_keys[key] = blobs.text_key(key) if blobs.exists(key, "text.key") else None
+                    text_keys[key] = blobs.text_key(key) if blobs.exists(key, TEXT_KEY) else None
                 if text_keys[key] is None:
                     continue  # purged while the index still listed it
                 text = open_text(text_keys[key], r["text_enc"], f"{key}:{int(r['chunk_index'])}")
                 heading = (
                     open_text(text_keys[key], r["heading_enc"], f"{key}:{int(r['chunk_index'])}:heading")
-                    if r.get("heading_enc") else None
+                    if r.get("heading_enc")
+                    else None
                 )
             except BlobError as exc:
                 # one damaged key or row must not break every search: skip that source, say so
@@ -111,12 +113,29 @@ class Retriever:
                 self.warnings.append(f"skipped {r.get('title') or key} ({key}): {exc}; run: grace keys verify")
                 continue
             r = {**r, "heading": heading}
-            kept.append((hit, SearchResult(
-                rank=0, score=round(hit.score, 6), source_key=key, title=r["title"], kind=r["kind"],
-                start_s=r.get("start_s"), end_s=r.get("end_s"), text=text, citation=citation_for(r),
-                chunk_index=int(r["chunk_index"]), line_start=r.get("line_start"), line_end=r.get("line_end"),
-                page=r.get("page"), heading=heading, passage_start_s=r.get("start_s"), passage_end_s=r.get("end_s"),
-            )))
+            kept.append(
+                (
+                    hit,
+                    SearchResult(
+                        rank=0,
+                        score=round(hit.score, 6),
+                        source_key=key,
+                        title=r["title"],
+                        kind=r["kind"],
+                        start_s=r.get("start_s"),
+                        end_s=r.get("end_s"),
+                        text=text,
+                        citation=citation_for(r),
+                        chunk_index=int(r["chunk_index"]),
+                        line_start=r.get("line_start"),
+                        line_end=r.get("line_end"),
+                        page=r.get("page"),
+                        heading=heading,
+                        passage_start_s=r.get("start_s"),
+                        passage_end_s=r.get("end_s"),
+                    ),
+                )
+            )
             if len(kept) >= depth:
                 break
         if mode != "keyword" and kept:
@@ -126,7 +145,9 @@ class Retriever:
             result.rank = rank
         return results
 
-    def _sentences(self, query: str, vector: Any, kept: list[tuple[Any, SearchResult]], rerank: bool) -> list[tuple[Any, SearchResult]]:
+    def _sentences(
+        self, query: str, vector: Any, kept: list[tuple[Any, SearchResult]], rerank: bool
+    ) -> list[tuple[Any, SearchResult]]:
         """Score each result's sentences against the query (one embedding batch): re-rank by the
         best sentence when `rerank`, and narrow each recording's window to its best sentence."""
         spans: list[list[tuple[int, int, float | None, float | None]]] = []
@@ -151,8 +172,9 @@ class Retriever:
                 c.cosine = cosine(c.row.get("vector"), query_vector)
         by_id = {id(hit): (hit, result, pieces) for (hit, result), pieces in zip(kept, spans)}
         if rerank:
-            ordered = rerank_by_sentences(candidates, sims, alpha=self.settings.rerank_alpha,
-                                          keyword_weight=self.settings.keyword_weight)
+            ordered = rerank_by_sentences(
+                candidates, sims, alpha=self.settings.rerank_alpha, keyword_weight=self.settings.keyword_weight
+            )
         else:
             ordered = candidates
             for c, s in zip(candidates, sims):

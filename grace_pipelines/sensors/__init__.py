@@ -7,4 +7,10 @@ from grace_pipelines.sensors.recovery import build_recovery_sensor
 from grace_pipelines.sensors.reembed import build_reembed_sensor
 from grace_pipelines.sensors.sla import build_sla_sensor
 
-__all__ = ["build_consent_sensor", "build_inbox_sensor", "build_recovery_sensor", "build_reembed_sensor", "build_sla_sensor"]
+__all__ = [
+    "build_consent_sensor",
+    "build_inbox_sensor",
+    "build_recovery_sensor",
+    "build_reembed_sensor",
+    "build_sla_sensor",
+]

@@ -8,43 +8,24 @@ normal work at once, tiny work batched, heavy work deferred to `offpeak_schedule
 capped per minute. Refused files are quarantined with a reason and never stop the others.
 """
 
-
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.htm.dispatcher import Launch, dispatch
+from grace_pipelines.db.schema import utcnow
+from grace_pipelines.htm.dispatcher import dispatch
 from grace_pipelines.ingest.inbox import scan_inbox
+from grace_pipelines.jobs import run_requests_for
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import StateResource
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.db.schema import utcnow
 
 
-def run_requests_for(launch: Launch, settings: GraceSettings) -> list[dg.RunRequest]:
-    """The run request for one launch: a single source runs `ingest_job` on its partition; a
-    batch runs `tiny_batch_job` with its keys in config. Tags carry origin and size class
-    (the run queue's fair-share limit keys on `grace/origin`) and the priority
-    (`dagster/priority`, higher first)."""
-    tags = {
-        "grace/origin": launch.origin, "grace/size_class": launch.size_class, "grace/route": launch.reason[:60],
-        "dagster/priority": str(launch.priority),
-    }
-    if len(launch.keys) == 1:
-        key = launch.keys[0]
-        return [dg.RunRequest(run_key=launch.run_key, partition_key=key, job_name="ingest_job",
-                              tags={**tags, "grace/source": key})]
-    chunking = {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}
-    return [dg.RunRequest(
-        run_key=launch.run_key, job_name="tiny_batch_job",
-        run_config={"ops": {"ingest_batch": {"config": {"keys": launch.keys, **chunking}}}},
-        tags={**tags, "grace/sources": ",".join(launch.keys), "grace/batch_size": str(len(launch.keys))},
-    )]
-
-
-def build_inbox_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
+def build_inbox_sensor(
+    settings: GraceSettings, jobs: list[Any], clock: Callable[[], datetime] = utcnow
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="inbox_sensor",
         jobs=jobs,
@@ -62,7 +43,9 @@ def build_inbox_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable
             context.log.info(f"{name!r} has the same bytes as source {key}; kept one")
         launches = dispatch(settings, state.db(), now)
         for launch in launches:
-            context.log.info(f"launch {len(launch.keys)} {launch.origin}/{launch.size_class} source(s): {launch.reason}")
+            context.log.info(
+                f"launch {len(launch.keys)} {launch.origin}/{launch.size_class} source(s): {launch.reason}"
+            )
         requests = [request for launch in launches for request in run_requests_for(launch, settings)]
         return dg.SensorResult(
             run_requests=requests,
@@ -70,9 +53,9 @@ def build_inbox_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable
                 [sources_partitions.build_add_request([d.key for d in result.new])] if result.new else []
             ),
             cursor=result.cursor,
-            skip_reason=None if requests else (
-                f"nothing to launch ({result.seen} in inbox, {result.unsettled} still being written)"
-            ),
+            skip_reason=None
+            if requests
+            else (f"nothing to launch ({result.seen} in inbox, {result.unsettled} still being written)"),
         )
 
     return inbox_sensor

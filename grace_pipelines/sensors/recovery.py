@@ -12,9 +12,9 @@ from typing import Any
 
 import dagster as dg
 
-from grace_pipelines.runtime.recovery import recover, resume_request
+from grace_pipelines.jobs import purge_request, resume_request
 from grace_pipelines.resources import BlobStore, StateResource, VectorStore
-from grace_pipelines.sensors.consent import purge_request
+from grace_pipelines.runtime.recovery import recover
 from grace_pipelines.settings import GraceSettings
 
 SWEEP_EVERY_TICKS = 20
@@ -29,12 +29,21 @@ def build_recovery_sensor(settings: GraceSettings, jobs: list[Any], interval: in
         description="Fails runs whose process is gone, frees their pool slots, resumes interrupted sources and purges.",
     )
     def recovery_sensor(
-        context: dg.SensorEvaluationContext, state: StateResource, blob_store: BlobStore, vector_store: VectorStore,
+        context: dg.SensorEvaluationContext,
+        state: StateResource,
+        blob_store: BlobStore,
+        vector_store: VectorStore,
     ) -> dg.SensorResult:
         db = state.db()
         tick = int(context.cursor or 0)
-        report = recover(context.instance, settings, db, blob_store=blob_store, vector_store=vector_store,
-                         sweep_temp=tick % SWEEP_EVERY_TICKS == 0)  # folders walked every ~5 min, or after a death
+        report = recover(
+            context.instance,
+            settings,
+            db,
+            blob_store=blob_store,
+            vector_store=vector_store,
+            sweep_temp=tick % SWEEP_EVERY_TICKS == 0,
+        )  # folders walked every ~5 min, or after a death
         for run in report.dead_runs:
             context.log.warning(f"run {run['run_id']} ({run['job']}) marked failed: {run['why']}")
         if report.slots_freed:
@@ -43,8 +52,10 @@ def build_recovery_sensor(settings: GraceSettings, jobs: list[Any], interval: in
             context.log.info(f"removed {len(report.temp_files)} temporary file(s) left by killed writers")
         tag = str(tick + 1)
         requests = [resume_request(item, db.get_source(item.key), tag) for item in report.resume]
-        requests += [purge_request(p["source_key"], p["plan"], f"purge-resume:{p['source_key']}:{p['journal_id']}")
-                     for p in report.purges]
+        requests += [
+            purge_request(p["source_key"], p["plan"], f"purge-resume:{p['source_key']}:{p['journal_id']}")
+            for p in report.purges
+        ]
         if not requests:
             return dg.SensorResult(skip_reason=f"nothing to recover ({report.live_runs} live run(s))", cursor=tag)
         return dg.SensorResult(run_requests=requests, cursor=tag)

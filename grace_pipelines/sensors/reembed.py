@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from grace_pipelines.jobs import reembed_request
 from grace_pipelines.resources import Embedder, StateResource
 
 
@@ -23,20 +24,13 @@ def build_reembed_sensor(job: Any, embeddings_key: dg.AssetKey, interval: int, p
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Re-embeds (embeddings only) sources indexed by an earlier embedding model.",
     )
-    def reembed_sensor(context: dg.SensorEvaluationContext, state: StateResource, embedder: Embedder) -> dg.SensorResult:
+    def reembed_sensor(
+        context: dg.SensorEvaluationContext, state: StateResource, embedder: Embedder
+    ) -> dg.SensorResult:
         model = embedder.code_version()
         keys = state.db().stale_embeddings(model, limit=per_tick)
         return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=f"reembed:{model}:{key}",
-                    partition_key=key,
-                    asset_selection=[embeddings_key],
-                    tags={"grace/source": key, "grace/origin": "schedule", "grace/reason": "reembed",
-                          "grace/embedding_model": model},
-                )
-                for key in keys
-            ],
+            run_requests=[reembed_request(key, model) for key in keys],
             skip_reason=None if keys else f"every searchable source is embedded with {embedder.model_name}",
         )
 

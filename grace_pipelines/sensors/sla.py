@@ -20,14 +20,14 @@ from typing import Any
 import dagster as dg
 
 from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.governance.audit.log import record
 from grace_pipelines.htm.dispatcher import Launch, launch
 from grace_pipelines.htm.routing import URGENT_PRIORITY, WARNING_BOOST, base_priority
 from grace_pipelines.htm.sla import target_for, tier, tiers_up_to
+from grace_pipelines.jobs import run_requests_for
 from grace_pipelines.resources import StateResource
 from grace_pipelines.resources.alerts import Alerts
-from grace_pipelines.sensors.inbox import run_requests_for
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.governance.audit.log import record
 
 
 def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[], datetime]) -> dg.SensorDefinition:
@@ -68,33 +68,72 @@ def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[
                         if row.size_class == "tiny":  # launched below, in batches per origin
                             urgent_tiny.setdefault(row.origin, []).append(row)
                             continue
-                        done = launch(ledger, Launch(
-                            keys=[row.key], origin=row.origin, size_class=row.size_class or "normal",
-                            priority=URGENT_PRIORITY, reason="SLA violated: launched now",
-                            run_key=f"{row.key}:sla:{now:%Y%m%dT%H%M%S}", urgent=True,
-                        ), now, "run")
+                        done = launch(
+                            ledger,
+                            Launch(
+                                keys=[row.key],
+                                origin=row.origin,
+                                size_class=row.size_class or "normal",
+                                priority=URGENT_PRIORITY,
+                                reason="SLA violated: launched now",
+                                run_key=f"{row.key}:sla:{now:%Y%m%dT%H%M%S}",
+                                urgent=True,
+                            ),
+                            now,
+                            "run",
+                        )
                         if done:
                             requests.extend(run_requests_for(done, settings))
                 else:  # critical
-                    text = (f"Grace SLA critical: {row.title} ({row.origin}, {row.size_class}) is not searchable "
-                            f"after {elapsed / 60:.1f} min; target {target}.")
-                    delivered, outcome = alerts.send(
-                        text, tier=name, source=row.key, title=row.title, origin=row.origin,
-                        size_class=row.size_class, elapsed_s=round(elapsed, 1), allowed_s=round(allowed, 1), target=target,
+                    text = (
+                        f"Grace SLA critical: {row.title} ({row.origin}, {row.size_class}) is not searchable "
+                        f"after {elapsed / 60:.1f} min; target {target}."
                     )
-                    record(db, actor="sla_sensor", action="sla_critical", subject=row.key, details={
-                        "title": row.title, "origin": row.origin, "size_class": row.size_class,
-                        "elapsed_s": round(elapsed, 1), "allowed_s": round(allowed, 1), "target": target,
-                        "webhook": outcome if alerts.enabled else "not configured", "delivered": delivered,
-                    })
+                    delivered, outcome = alerts.send(
+                        text,
+                        tier=name,
+                        source=row.key,
+                        title=row.title,
+                        origin=row.origin,
+                        size_class=row.size_class,
+                        elapsed_s=round(elapsed, 1),
+                        allowed_s=round(allowed, 1),
+                        target=target,
+                    )
+                    record(
+                        db,
+                        actor="sla_sensor",
+                        action="sla_critical",
+                        subject=row.key,
+                        details={
+                            "title": row.title,
+                            "origin": row.origin,
+                            "size_class": row.size_class,
+                            "elapsed_s": round(elapsed, 1),
+                            "allowed_s": round(allowed, 1),
+                            "target": target,
+                            "webhook": outcome if alerts.enabled else "not configured",
+                            "delivered": delivered,
+                        },
+                    )
                     context.log.error(f"SLA critical for {row.key} ({row.title}): {detail}; webhook: {outcome}")
         for origin, rows in urgent_tiny.items():
             for start in range(0, len(rows), settings.tiny_batch_size):
                 batch = [r.key for r in rows[start : start + settings.tiny_batch_size]]
-                done = launch(ledger, Launch(
-                    keys=batch, origin=origin, size_class="tiny", priority=URGENT_PRIORITY,
-                    reason="SLA violated: launched now", run_key=f"sla-batch:{batch[0]}:{now:%Y%m%dT%H%M%S}", urgent=True,
-                ), now, "batch")
+                done = launch(
+                    ledger,
+                    Launch(
+                        keys=batch,
+                        origin=origin,
+                        size_class="tiny",
+                        priority=URGENT_PRIORITY,
+                        reason="SLA violated: launched now",
+                        run_key=f"sla-batch:{batch[0]}:{now:%Y%m%dT%H%M%S}",
+                        urgent=True,
+                    ),
+                    now,
+                    "batch",
+                )
                 if done:
                     requests.extend(run_requests_for(done, settings))
         return dg.SensorResult(

@@ -112,8 +112,7 @@ def size(n: float) -> str:
 def check_text_size(nbytes: int, name: str, budget: ExtractBudget, what: str = "is") -> None:
     if nbytes > budget.max_bytes:
         raise BudgetExceeded(
-            f"{name}: {what} {size(nbytes)} of text, above the {size(budget.max_bytes)} limit "
-            "(extract_max_bytes)",
+            f"{name}: {what} {size(nbytes)} of text, above the {size(budget.max_bytes)} limit (extract_max_bytes)",
             "extract_max_bytes",
         )
 
@@ -135,15 +134,12 @@ def check_docx_package(data: bytes, name: str, budget: ExtractBudget) -> None:
     xml = sum(i.file_size for i in infos if i.filename.lower().endswith(XML_SUFFIXES))
     if xml > budget.max_bytes:
         raise BudgetExceeded(
-            f"{name}: expands to {size(xml)} of XML, above the {size(budget.max_bytes)} limit "
-            "(extract_max_bytes)",
+            f"{name}: expands to {size(xml)} of XML, above the {size(budget.max_bytes)} limit (extract_max_bytes)",
             "extract_max_bytes",
         )
     for info in infos:
         _check_ratio(name, f"member {info.filename}", info.file_size, info.compress_size, budget)
-    _check_ratio(
-        name, "package", sum(i.file_size for i in infos), sum(i.compress_size for i in infos), budget
-    )
+    _check_ratio(name, "package", sum(i.file_size for i in infos), sum(i.compress_size for i in infos), budget)
 
 
 def _check_ratio(name: str, what: str, expanded: int, packed: int, budget: ExtractBudget) -> None:
@@ -165,14 +161,50 @@ _RAW_TEXT = frozenset({b"script", b"style", b"textarea", b"title", b"xmp", b"nos
 _RAW_TEXT_END = {tag: re.compile(b"</" + tag, re.IGNORECASE) for tag in _RAW_TEXT}
 _VOID = frozenset(
     {
-        b"area", b"base", b"br", b"col", b"embed", b"hr", b"img", b"input", b"link", b"meta",
-        b"param", b"source", b"track", b"wbr", b"keygen", b"frame", b"basefont", b"isindex",
+        b"area",
+        b"base",
+        b"br",
+        b"col",
+        b"embed",
+        b"hr",
+        b"img",
+        b"input",
+        b"link",
+        b"meta",
+        b"param",
+        b"source",
+        b"track",
+        b"wbr",
+        b"keygen",
+        b"frame",
+        b"basefont",
+        b"isindex",
     }
 )
 _INLINE = frozenset(
     {
-        b"a", b"b", b"i", b"em", b"strong", b"span", b"small", b"big", b"u", b"s", b"font",
-        b"code", b"sub", b"sup", b"mark", b"abbr", b"cite", b"q", b"label", b"tt", b"kbd", b"var",
+        b"a",
+        b"b",
+        b"i",
+        b"em",
+        b"strong",
+        b"span",
+        b"small",
+        b"big",
+        b"u",
+        b"s",
+        b"font",
+        b"code",
+        b"sub",
+        b"sup",
+        b"mark",
+        b"abbr",
+        b"cite",
+        b"q",
+        b"label",
+        b"tt",
+        b"kbd",
+        b"var",
     }
 )
 # Elements whose end tag HTML lets authors leave out, and the elements that bound the search

@@ -144,9 +144,7 @@ def join_segments(segments: Sequence[dict[str, Any]]) -> tuple[str, list[TimedSp
                 spans.extend(word_spans)
                 placed = True
         if not placed:
-            spans.append(
-                TimedSpan(offset, offset + len(seg_text), float(segment["start"]), float(segment["end"]))
-            )
+            spans.append(TimedSpan(offset, offset + len(seg_text), float(segment["start"]), float(segment["end"])))
         parts.append(seg_text)
         offset += len(seg_text)
     return "".join(parts), spans
@@ -172,15 +170,11 @@ def chunk_transcript(segments: Sequence[dict[str, Any]], size: int = 500, overla
                 m_start, m_end = _window(spans, s_start, s_end)
                 if m_start is not None and m_end is not None:
                     moments.append((s_start - start, s_end - start, m_start, m_end))
-        chunks.append(
-            Chunk(index, text[start:end], start, end, start_s=start_s, end_s=end_s, moments=tuple(moments))
-        )
+        chunks.append(Chunk(index, text[start:end], start, end, start_s=start_s, end_s=end_s, moments=tuple(moments)))
     return chunks
 
 
-def chunk_sections(
-    text: str, sections: Sequence[dict[str, Any]], size: int = 500, overlap: int = 100
-) -> list[Chunk]:
+def chunk_sections(text: str, sections: Sequence[dict[str, Any]], size: int = 500, overlap: int = 100) -> list[Chunk]:
     """Chunks that never cross a page or heading: each section is chunked on its own, so a
     chunk's citation (page, heading, lines) is exact."""
     if not sections:
@@ -189,15 +183,21 @@ def chunk_sections(
     for section in sections:
         for piece in chunk_document(text, size, overlap, span=(section["char_start"], section["char_end"])):
             out.append(
-                Chunk(len(out), piece.text, piece.char_start, piece.char_end, line_start=piece.line_start,
-                      line_end=piece.line_end, page=section.get("page"), heading=section.get("heading"))
+                Chunk(
+                    len(out),
+                    piece.text,
+                    piece.char_start,
+                    piece.char_end,
+                    line_start=piece.line_start,
+                    line_end=piece.line_end,
+                    page=section.get("page"),
+                    heading=section.get("heading"),
+                )
             )
     return out
 
 
-def chunk_document(
-    text: str, size: int = 500, overlap: int = 100, span: tuple[int, int] | None = None
-) -> list[Chunk]:
+def chunk_document(text: str, size: int = 500, overlap: int = 100, span: tuple[int, int] | None = None) -> list[Chunk]:
     """Chunks of a text document (or of `span` within it), each with its 1-based line range."""
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
@@ -213,7 +213,13 @@ def chunk_document(
 
     base, stop = span or (0, len(text))
     return [
-        Chunk(i, text[base + s : base + e], base + s, base + e, line_start=line_of(base + s),
-              line_end=line_of(max(base + s, base + e - 1)))
+        Chunk(
+            i,
+            text[base + s : base + e],
+            base + s,
+            base + e,
+            line_start=line_of(base + s),
+            line_end=line_of(max(base + s, base + e - 1)),
+        )
         for i, (s, e) in enumerate(pack_spans(text[base:stop], size, overlap))
     ]

@@ -92,8 +92,7 @@ def run_bounded(
             os.waitpid(pid, 0)
             reaped = True
             raise BudgetExceeded(
-                f"{name}: extraction ran past the {timeout_s:g} s time limit (extract_timeout_s) "
-                "and was stopped",
+                f"{name}: extraction ran past the {timeout_s:g} s time limit (extract_timeout_s) and was stopped",
                 "extract_timeout_s",
             )
         _, status = os.waitpid(pid, 0)

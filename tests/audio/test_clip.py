@@ -19,7 +19,15 @@ from grace_pipelines.search.citations import Citation, parse_citation
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MANIFEST = {f["file"]: f for f in json.loads((FIXTURES / "manifest.json").read_text())["files"]}
-RECORDINGS = ["standup.mp3", "groceries.ogg", "migration.wav", "reminder.flac", "reminder.m4a", "reminder.webm", "reminder.mp4"]
+RECORDINGS = [
+    "standup.mp3",
+    "groceries.ogg",
+    "migration.wav",
+    "reminder.flac",
+    "reminder.m4a",
+    "reminder.webm",
+    "reminder.mp4",
+]
 LOSSLESS = {"migration.wav", "reminder.flac"}
 
 
@@ -153,7 +161,10 @@ def test_window_at_the_very_start_clamps_at_zero(name):
     assert window.start_s == 0.0
     assert abs(window.duration_s - 3.0) <= 0.060
     full, _ = full_decode(name)
-    assert np.array_equal(window.samples[:4000], full[:4000]) or best_correlation(window.samples[:8000], full[:8000], 0)[0] > 0.99
+    assert (
+        np.array_equal(window.samples[:4000], full[:4000])
+        or best_correlation(window.samples[:8000], full[:8000], 0)[0] > 0.99
+    )
 
 
 def test_end_past_the_recording_clamps_to_its_duration():

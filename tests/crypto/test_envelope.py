@@ -92,8 +92,15 @@ def _assert_fails(blob: bytes, keyring: Keyring, *, aad: bytes = AAD, name: str 
     err = info.value
     message = str(err)
     assert name in message and err.name == name
-    assert err.reason in {"not_envelope", "unsupported_version", "truncated", "malformed", "unknown_key",
-                          "retired_key", "auth_failed"}
+    assert err.reason in {
+        "not_envelope",
+        "unsupported_version",
+        "truncated",
+        "malformed",
+        "unknown_key",
+        "retired_key",
+        "auth_failed",
+    }
     assert PHRASE[:12] not in message.encode() and "deadline" not in message
     return err
 
@@ -148,7 +155,7 @@ def test_segments_cannot_be_reordered_or_dropped(keyring: Keyring) -> None:
     blob = seal(bytes(range(256)) * 2, keyring, aad=AAD, segment_size=128)
     h = inspect(blob).header_length
     step = 128 + 16
-    segs = [blob[h + i * step:h + (i + 1) * step] for i in range(4)]
+    segs = [blob[h + i * step : h + (i + 1) * step] for i in range(4)]
     swapped = blob[:h] + segs[1] + segs[0] + segs[2] + segs[3]
     assert _assert_fails(swapped, keyring).reason == "auth_failed"
     duplicated = blob[:h] + segs[0] + segs[0] + segs[2] + segs[3]
@@ -193,7 +200,7 @@ def test_rewrap_changes_only_the_wrapped_key(keyring: Keyring) -> None:
     assert kek_id_of(again) == new_id
     h_new = inspect(again).header_length
     assert again[h_new:] == blob[h_old:]  # ciphertext and tags byte-identical
-    assert again[h_new - 12:h_new] == blob[h_old - 12:h_old]  # same data nonce
+    assert again[h_new - 12 : h_new] == blob[h_old - 12 : h_old]  # same data nonce
     assert _open(again, keyring) == data
     assert rewrap(again, keyring, aad=AAD, name=NAME) == again  # already on the active key
     keyring.retire(old_id)
@@ -233,8 +240,10 @@ def test_streaming_matches_the_bytes_api(keyring: Keyring, size: int) -> None:
     assert written == len(blob) and inspect(blob).segment_size == 64
     assert _open(blob, keyring) == data
     plain = io.BytesIO()
-    assert open_stream(io.BytesIO(seal(data, keyring, aad=AAD, segment_size=64)), plain, keyring,
-                       aad=AAD, name=NAME) == size
+    assert (
+        open_stream(io.BytesIO(seal(data, keyring, aad=AAD, segment_size=64)), plain, keyring, aad=AAD, name=NAME)
+        == size
+    )
     assert plain.getvalue() == data
 
 

@@ -22,7 +22,7 @@ from grace_pipelines.crypto import (
     open_keyring,
     seal,
 )
-from grace_pipelines.crypto.keyring import KEY_BYTES
+from grace_pipelines.crypto.master_key import KEY_BYTES
 
 PHRASE = b"remind me to call the dentist about the crown"
 
@@ -33,8 +33,13 @@ def _materials(keyring: Keyring) -> list[bytes]:
 
 
 def _forms(secret: bytes) -> list[bytes]:
-    return [secret, base64.b64encode(secret), base64.urlsafe_b64encode(secret), secret.hex().encode(),
-            repr(secret).encode()]
+    return [
+        secret,
+        base64.b64encode(secret),
+        base64.urlsafe_b64encode(secret),
+        secret.hex().encode(),
+        repr(secret).encode(),
+    ]
 
 
 def test_create_and_load(tmp_path: Path) -> None:
@@ -255,7 +260,9 @@ def test_a_missing_master_key_beside_an_existing_keyring_is_refused_not_recreate
     open_keyring(keys, env={}, create=True)
     (keys / "master.key").unlink()  # lost, or not restored with the rest of a backup
     for create in (True, False):
-        with _pytest.raises(CryptoError, match="master key file .* is missing but the keyring .* exists: restore") as info:
+        with _pytest.raises(
+            CryptoError, match="master key file .* is missing but the keyring .* exists: restore"
+        ) as info:
             open_keyring(keys, env={}, create=create)
         assert info.value.reason == "missing"
     assert not (keys / "master.key").exists()  # nothing silently made in its place

@@ -38,7 +38,7 @@ def _fill(keyring: Keyring, root: Path, sources: int, per_source: int, size: int
     """Sealed blobs at root/{source_key}/{name}; returns name -> plaintext."""
     rng = random.Random(7)
     expected: dict[str, bytes] = {}
-    for s in range(sources):
+    for _ in range(sources):
         key = f"{rng.getrandbits(64):016x}"
         (root / key).mkdir(parents=True, exist_ok=True)
         for b in range(per_source):
@@ -81,7 +81,7 @@ def test_rotate_rewraps_verifies_and_retires(tmp_path: Path, keyring: Keyring, m
     root = tmp_path / "store"
     expected = _fill(keyring, root, sources=5, per_source=6)
     old = keyring.active.id
-    bodies = {n: (root / n).read_bytes()[inspect((root / n).read_bytes()).header_length:] for n in expected}
+    bodies = {n: (root / n).read_bytes()[inspect((root / n).read_bytes()).header_length :] for n in expected}
     seen: list[tuple[str, int, int]] = []
     report = rotate(keyring, FolderBlobs(root), progress=lambda *a: seen.append(a))
     assert report.completed and not report.resumed
@@ -95,7 +95,7 @@ def test_rotate_rewraps_verifies_and_retires(tmp_path: Path, keyring: Keyring, m
     _assert_all_readable(reloaded, root, expected)
     for name, body in bodies.items():  # rotation never re-encrypted the data
         blob = (root / name).read_bytes()
-        assert blob[inspect(blob).header_length:] == body
+        assert blob[inspect(blob).header_length :] == body
     again = rotate(reloaded, FolderBlobs(root))
     assert again.rewrapped == 30 and again.old_key_ids == [report.new_key_id]
 
@@ -252,6 +252,7 @@ def _phase(keyring: Keyring, root: Path, keys_before: int) -> str:
     return "rewrapped" if on_new == sum(counts.values()) else "during"
 
 
+@pytest.mark.slow  # kill -9 at random points, many rounds
 def test_kill_9_at_random_points_never_loses_a_blob(tmp_path: Path, keyring: Keyring, master: MasterKey) -> None:
     """30 rotations over 200 blobs, each killed with SIGKILL at a random moment, then resumed."""
     started = time.monotonic()
@@ -295,7 +296,9 @@ def test_kill_9_at_random_points_never_loses_a_blob(tmp_path: Path, keyring: Key
     created = sum((p != "before") + (p in ("before", "completed")) for p in phases)
     assert len(Keyring.load(keyring.path, master).ids) == 4 + created
     elapsed = time.monotonic() - started
-    print(f"kill -9 trials: {len(phases)} in {elapsed:.1f}s, start-up {startup * 1000:.0f} ms, rotation span "
-          f"{span * 1000:.0f} ms, phases {sorted((p, phases.count(p)) for p in set(phases))}")
+    print(
+        f"kill -9 trials: {len(phases)} in {elapsed:.1f}s, start-up {startup * 1000:.0f} ms, rotation span "
+        f"{span * 1000:.0f} ms, phases {sorted((p, phases.count(p)) for p in set(phases))}"
+    )
     assert "before" in phases and "during" in phases  # kills landed before and mid-rewrap
     assert len(set(phases)) >= 3

@@ -45,100 +45,146 @@ WEBM = ["-vn", "-c:a", "libopus", "-b:a", "24k", "-ac", "1", "-ar", "16000"]
 
 # file -> (ffmpeg encoding, origin, sentences)
 SPOKEN: dict[str, tuple[list[str], str, list[str]]] = {
-    "budget_review.mp3": (MP3, "meeting", [
-        "This is the budget review for the second half of the year.",
-        "Marketing spend will be cut by fifteen percent starting in July.",
-        "We are pausing all new hiring until the end of September.",
-        "Travel must now be approved by a director before anyone books a flight.",
-        "The cloud hosting bill grew much faster than expected this spring.",
-        "Engineering will move the test servers to cheaper machines at night.",
-        "The finance team will publish a revised forecast in two weeks.",
-        "Any department that overspends must explain it at the monthly meeting.",
-    ]),
-    "product_launch.ogg": (OGG, "meeting", [
-        "Planning call for the launch of the new mobile app.",
-        "The launch date is set for the ninth of October.",
-        "We will hold the launch event at the city science museum.",
-        "About two hundred beta testers have signed up so far.",
-        "The press release goes out the morning of the launch, at eight o'clock.",
-        "Customer support needs a list of known bugs one week before release.",
-        "The app will be free for the first three months, then five dollars a month.",
-        "Sarah is in charge of the social media campaign.",
-    ]),
-    "car_service.m4a": (M4A, "voice_note", [
-        "Quick voice memo about the car.",
-        "The garage says the front tyres are worn and should be replaced soon.",
-        "The next oil change is due at sixty thousand kilometres.",
-        "The mechanic also found a small crack in the windscreen.",
-        "Parking at the train station costs twelve dollars a day now.",
-        "I should wash the car before my parents visit next weekend.",
-    ]),
-    "retrospective.webm": (WEBM, "meeting", [
-        "Welcome to the team retrospective.",
-        "The biggest problem this month was flaky tests in the payment service.",
-        "Code reviews took three days on average, which is far too slow.",
-        "We agreed that every pull request gets a reviewer within one working day.",
-        "The on call rotation will change from weekly to every two weeks.",
-        "Everyone liked the new deployment dashboard.",
-        "Next month we will try pair programming on Fridays.",
-    ]),
-    "doctor_followup.mp3": (MP3, "voice_note", [
-        "Notes from my follow up visit with the doctor.",
-        "My blood pressure is still a little high, so the dose stays the same.",
-        "I should take the tablet every morning with breakfast.",
-        "The doctor wants me to eat less salt and walk thirty minutes a day.",
-        "The blood test results were normal.",
-        "The next check up is in three months.",
-    ]),
-    "interview_notes.ogg": (OGG, "voice_note", [
-        "Notes from the interview with the backend candidate.",
-        "She has six years of experience running Kubernetes in production.",
-        "Her salary expectation is around ninety thousand a year.",
-        "She can start in January after her notice period ends.",
-        "The coding exercise was solid, but her tests were a bit thin.",
-        "I recommend we invite her for a final round with the team lead.",
-    ]),
-    "lisbon_trip.m4a": (M4A, "voice_note", [
-        "Planning notes for the trip to Lisbon in May.",
-        "The flight leaves on Thursday evening and returns the following Monday.",
-        "We booked a small hotel near the old castle, with breakfast included.",
-        "On Saturday we want to visit the tile museum.",
-        "Remember to buy a travel card for the trams and the metro.",
-        "The restaurant on the river needs a reservation two weeks ahead.",
-    ]),
+    "budget_review.mp3": (
+        MP3,
+        "meeting",
+        [
+            "This is the budget review for the second half of the year.",
+            "Marketing spend will be cut by fifteen percent starting in July.",
+            "We are pausing all new hiring until the end of September.",
+            "Travel must now be approved by a director before anyone books a flight.",
+            "The cloud hosting bill grew much faster than expected this spring.",
+            "Engineering will move the test servers to cheaper machines at night.",
+            "The finance team will publish a revised forecast in two weeks.",
+            "Any department that overspends must explain it at the monthly meeting.",
+        ],
+    ),
+    "product_launch.ogg": (
+        OGG,
+        "meeting",
+        [
+            "Planning call for the launch of the new mobile app.",
+            "The launch date is set for the ninth of October.",
+            "We will hold the launch event at the city science museum.",
+            "About two hundred beta testers have signed up so far.",
+            "The press release goes out the morning of the launch, at eight o'clock.",
+            "Customer support needs a list of known bugs one week before release.",
+            "The app will be free for the first three months, then five dollars a month.",
+            "Sarah is in charge of the social media campaign.",
+        ],
+    ),
+    "car_service.m4a": (
+        M4A,
+        "voice_note",
+        [
+            "Quick voice memo about the car.",
+            "The garage says the front tyres are worn and should be replaced soon.",
+            "The next oil change is due at sixty thousand kilometres.",
+            "The mechanic also found a small crack in the windscreen.",
+            "Parking at the train station costs twelve dollars a day now.",
+            "I should wash the car before my parents visit next weekend.",
+        ],
+    ),
+    "retrospective.webm": (
+        WEBM,
+        "meeting",
+        [
+            "Welcome to the team retrospective.",
+            "The biggest problem this month was flaky tests in the payment service.",
+            "Code reviews took three days on average, which is far too slow.",
+            "We agreed that every pull request gets a reviewer within one working day.",
+            "The on call rotation will change from weekly to every two weeks.",
+            "Everyone liked the new deployment dashboard.",
+            "Next month we will try pair programming on Fridays.",
+        ],
+    ),
+    "doctor_followup.mp3": (
+        MP3,
+        "voice_note",
+        [
+            "Notes from my follow up visit with the doctor.",
+            "My blood pressure is still a little high, so the dose stays the same.",
+            "I should take the tablet every morning with breakfast.",
+            "The doctor wants me to eat less salt and walk thirty minutes a day.",
+            "The blood test results were normal.",
+            "The next check up is in three months.",
+        ],
+    ),
+    "interview_notes.ogg": (
+        OGG,
+        "voice_note",
+        [
+            "Notes from the interview with the backend candidate.",
+            "She has six years of experience running Kubernetes in production.",
+            "Her salary expectation is around ninety thousand a year.",
+            "She can start in January after her notice period ends.",
+            "The coding exercise was solid, but her tests were a bit thin.",
+            "I recommend we invite her for a final round with the team lead.",
+        ],
+    ),
+    "lisbon_trip.m4a": (
+        M4A,
+        "voice_note",
+        [
+            "Planning notes for the trip to Lisbon in May.",
+            "The flight leaves on Thursday evening and returns the following Monday.",
+            "We booked a small hotel near the old castle, with breakfast included.",
+            "On Saturday we want to visit the tile museum.",
+            "Remember to buy a travel card for the trams and the metro.",
+            "The restaurant on the river needs a reservation two weeks ahead.",
+        ],
+    ),
 }
 
 SECURITY_PAGES = [
-    ("Acme Security Policy", (
-        "This policy applies to every employee and contractor. Passwords must be at least "
-        "fourteen characters long and are never shared, not even with the help desk. "
-        "Multi factor authentication is required for email and the VPN."
-    )),
-    ("Devices", (
-        "Every laptop must use full disk encryption. A lost or stolen device must be reported "
-        "to the security team within one hour. Personal USB drives are not allowed on company "
-        "machines."
-    )),
-    ("Incidents and reviews", (
-        "Suspicious emails are forwarded to the phishing mailbox and then deleted. Security "
-        "incidents are reviewed every Wednesday by the response team. Access rights are "
-        "reviewed every quarter by each manager."
-    )),
+    (
+        "Acme Security Policy",
+        (
+            "This policy applies to every employee and contractor. Passwords must be at least "
+            "fourteen characters long and are never shared, not even with the help desk. "
+            "Multi factor authentication is required for email and the VPN."
+        ),
+    ),
+    (
+        "Devices",
+        (
+            "Every laptop must use full disk encryption. A lost or stolen device must be reported "
+            "to the security team within one hour. Personal USB drives are not allowed on company "
+            "machines."
+        ),
+    ),
+    (
+        "Incidents and reviews",
+        (
+            "Suspicious emails are forwarded to the phishing mailbox and then deleted. Security "
+            "incidents are reviewed every Wednesday by the response team. Access rights are "
+            "reviewed every quarter by each manager."
+        ),
+    ),
 ]
 
 RECIPE_SECTIONS = [
-    ("Feeding the starter", (
-        "Feed the starter with equal weights of flour and water twelve hours before baking. "
-        "It is ready when it has doubled in size and smells slightly sour."
-    )),
-    ("Mixing the dough", (
-        "Mix 500 grams of bread flour with 375 grams of water, a hydration of seventy five "
-        "percent, and rest the dough for thirty minutes before adding ten grams of salt."
-    )),
-    ("Baking", (
-        "Bake in a covered cast iron pot at 250 degrees Celsius for twenty minutes. Then remove "
-        "the lid and bake for another twenty five minutes, until the crust is deep brown."
-    )),
+    (
+        "Feeding the starter",
+        (
+            "Feed the starter with equal weights of flour and water twelve hours before baking. "
+            "It is ready when it has doubled in size and smells slightly sour."
+        ),
+    ),
+    (
+        "Mixing the dough",
+        (
+            "Mix 500 grams of bread flour with 375 grams of water, a hydration of seventy five "
+            "percent, and rest the dough for thirty minutes before adding ten grams of salt."
+        ),
+    ),
+    (
+        "Baking",
+        (
+            "Bake in a covered cast iron pot at 250 degrees Celsius for twenty minutes. Then remove "
+            "the lid and bake for another twenty five minutes, until the crust is deep brown."
+        ),
+    ),
 ]
 
 RECIPE_HTML = """<!DOCTYPE html>
@@ -166,19 +212,28 @@ RECIPE_HTML = """<!DOCTYPE html>
 """
 
 HANDBOOK_SECTIONS = [
-    ("Holidays", (
-        "Full time staff receive twenty eight days of paid leave each year, including public "
-        "holidays. Up to five unused days can be carried over into the next year."
-    )),
-    ("Remote work", (
-        "Employees may work from home up to three days a week after their probation period. "
-        "The company pays a one-time allowance of four hundred euros for a home office chair "
-        "and desk."
-    )),
-    ("Expenses", (
-        "Expense claims must be submitted within thirty days with an itemised receipt. Meals "
-        "while travelling are reimbursed up to forty euros per day."
-    )),
+    (
+        "Holidays",
+        (
+            "Full time staff receive twenty eight days of paid leave each year, including public "
+            "holidays. Up to five unused days can be carried over into the next year."
+        ),
+    ),
+    (
+        "Remote work",
+        (
+            "Employees may work from home up to three days a week after their probation period. "
+            "The company pays a one-time allowance of four hundred euros for a home office chair "
+            "and desk."
+        ),
+    ),
+    (
+        "Expenses",
+        (
+            "Expense claims must be submitted within thirty days with an itemised receipt. Meals "
+            "while travelling are reimbursed up to forty euros per day."
+        ),
+    ),
 ]
 
 HOME_NETWORK_MD = """\
@@ -330,13 +385,23 @@ def main() -> None:
             origins[fname] = origin
     (CORPUS / "security_policy.pdf").write_bytes(make_pdf(SECURITY_PAGES))
     (CORPUS / "sourdough.html").write_bytes(make_html())
-    (CORPUS / "employee_handbook.docx").write_bytes(make_docx(
-        "Employee handbook", "The rules that apply to everyone on the payroll, in plain words.", HANDBOOK_SECTIONS,
-        author="Grace eval",
-    ))
+    (CORPUS / "employee_handbook.docx").write_bytes(
+        make_docx(
+            "Employee handbook",
+            "The rules that apply to everyone on the payroll, in plain words.",
+            HANDBOOK_SECTIONS,
+            author="Grace eval",
+        )
+    )
     (CORPUS / "home_network.md").write_text(HOME_NETWORK_MD, encoding="utf-8")
     (CORPUS / "board_minutes.txt").write_text(BOARD_MINUTES_TXT, encoding="utf-8")
-    for name in ("security_policy.pdf", "sourdough.html", "employee_handbook.docx", "home_network.md", "board_minutes.txt"):
+    for name in (
+        "security_policy.pdf",
+        "sourdough.html",
+        "employee_handbook.docx",
+        "home_network.md",
+        "board_minutes.txt",
+    ):
         origins[name] = "document"
 
     questions = []
@@ -344,8 +409,16 @@ def main() -> None:
     for n, ((question, source, where), style) in enumerate(styled, start=1):
         assert (CORPUS / source).is_file(), source
         location, evidence = expected(source, where, timings)
-        questions.append({"id": f"q{n:02d}", "question": question, "style": style, "source": source, **location,
-                          "evidence": evidence})
+        questions.append(
+            {
+                "id": f"q{n:02d}",
+                "question": question,
+                "style": style,
+                "source": source,
+                **location,
+                "evidence": evidence,
+            }
+        )
     header = (
         "# Retrieval evaluation set: generated by tests/eval/make_corpus.py (edit there, then rerun).\n"
         "# Each question names the expected source and where the answer is: `window` (seconds of the\n"
@@ -353,8 +426,14 @@ def main() -> None:
         "# `evidence` is the source text, for a reader. `paraphrase` questions share no phrase with it;\n"
         "# `entity` questions keep one name, number or place a person would remember.\n"
     )
-    document = {"corpus": "corpus", "sources": [{"file": f, "origin": origins[f]} for f in sorted(origins)], "questions": questions}
-    (HERE / "questions.yaml").write_text(header + yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True), encoding="utf-8")
+    document = {
+        "corpus": "corpus",
+        "sources": [{"file": f, "origin": origins[f]} for f in sorted(origins)],
+        "questions": questions,
+    }
+    (HERE / "questions.yaml").write_text(
+        header + yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True), encoding="utf-8"
+    )
     (CORPUS / "timings.json").write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
     print(f"{len(origins)} sources, {len(questions)} questions -> {HERE}")
 

@@ -7,17 +7,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from grace_pipelines.cli import app
+
+pytestmark = pytest.mark.slow  # ingests and asks the whole eval corpus
 
 FLOOR = 0.9
 
 
 def test_grace_eval_holds_the_floor(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["eval", "--set", str(Path(__file__).parent), "--home", str(tmp_path / "home"), "--json", "--fail-under", str(FLOOR)]
-    )
+    args = [
+        "eval",
+        "--set",
+        str(Path(__file__).parent),
+        "--home",
+        str(tmp_path / "home"),
+        "--json",
+        "--fail-under",
+        str(FLOOR),
+    ]
+    result = CliRunner().invoke(app, args)
     report = json.loads(result.stdout)
     modes = report["modes"]
     summary = {m: (s["recall_at_1"], s["recall_at_5"], s["mrr"]) for m, s in modes.items()}

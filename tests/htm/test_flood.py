@@ -5,24 +5,28 @@ lost: every file ends searchable or with a reason."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from grace_pipelines.governance.consent import PolicyRule
-from grace_pipelines.definitions import build_definitions
-from grace_pipelines.settings import load_settings
 from grace_pipelines.db.state import StateDB
+from grace_pipelines.definitions import build_definitions
+from grace_pipelines.governance.consent import PolicyRule
+from grace_pipelines.settings import load_settings
 
-from ..conftest import FIXTURES, Driver
+from ..conftest import Driver, drop_file
+
+pytestmark = pytest.mark.slow  # a load test: 500 files through the inbox
 
 FLOOD = 500
 
 
 def test_flood_of_tiny_files_does_not_starve_a_voice_note(home: Path) -> None:
-    settings = load_settings(home=home, consent_policy=[PolicyRule(name="docs", origins=["document"])], tiny_batch_wait_s=1)
+    settings = load_settings(
+        home=home, consent_policy=[PolicyRule(name="docs", origins=["document"])], tiny_batch_wait_s=1
+    )
     settings.ensure_dirs()
     defs = build_definitions(settings)
     db = StateDB(settings.state_url)
@@ -36,8 +40,7 @@ def test_flood_of_tiny_files_does_not_starve_a_voice_note(home: Path) -> None:
     (flood / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")  # bad input in the flood
     os.utime(flood / "broken.pdf", (past, past))
     for name in ("groceries.ogg", "groceries.ogg.consent.json"):
-        shutil.copyfile(FIXTURES / name, settings.inbox / name)
-        os.utime(settings.inbox / name, (past + 1, past + 1))  # dropped after the flood
+        drop_file(settings.inbox, name, age_s=59)  # dropped after the flood
     with dg.instance_for_test() as instance:
         driver = Driver(defs, instance)
         requests: list[dg.RunRequest] = []

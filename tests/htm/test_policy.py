@@ -80,9 +80,18 @@ def test_target_validation_and_coverage() -> None:
 @pytest.mark.parametrize(
     ("dropped", "expected"),
     [
-        (datetime(2026, 11, 24, 11, 0, tzinfo=UTC), datetime(2026, 11, 25, 7, 0, tzinfo=UTC)),  # noon Berlin -> 08:00 next day
-        (datetime(2026, 11, 24, 1, 0, tzinfo=UTC), datetime(2026, 11, 24, 7, 0, tzinfo=UTC)),  # 02:00 Berlin -> 08:00 same day
-        (datetime(2026, 11, 24, 4, 30, tzinfo=UTC), datetime(2026, 11, 25, 7, 0, tzinfo=UTC)),  # 05:30: less than 4 h lead
+        (
+            datetime(2026, 11, 24, 11, 0, tzinfo=UTC),
+            datetime(2026, 11, 25, 7, 0, tzinfo=UTC),
+        ),  # noon Berlin -> 08:00 next day
+        (
+            datetime(2026, 11, 24, 1, 0, tzinfo=UTC),
+            datetime(2026, 11, 24, 7, 0, tzinfo=UTC),
+        ),  # 02:00 Berlin -> 08:00 same day
+        (
+            datetime(2026, 11, 24, 4, 30, tzinfo=UTC),
+            datetime(2026, 11, 25, 7, 0, tzinfo=UTC),
+        ),  # 05:30: less than 4 h lead
         (datetime(2026, 7, 1, 10, 0, tzinfo=UTC), datetime(2026, 7, 2, 6, 0, tzinfo=UTC)),  # summer time: 08:00 CEST
     ],
 )
@@ -99,7 +108,16 @@ def test_deadline_in_minutes_and_naive_times_refused() -> None:
 
 @pytest.mark.parametrize(
     ("elapsed_s", "expected"),
-    [(0, None), (89, None), (90, "warning"), (119, "warning"), (120, "violated"), (179, "violated"), (180, "critical"), (10_000, "critical")],
+    [
+        (0, None),
+        (89, None),
+        (90, "warning"),
+        (119, "warning"),
+        (120, "violated"),
+        (179, "violated"),
+        (180, "critical"),
+        (10_000, "critical"),
+    ],
 )
 def test_tier_at_75_100_150_percent(elapsed_s: int, expected: str | None) -> None:
     t0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -121,7 +139,9 @@ def test_offpeak_window() -> None:
     assert OFFPEAK.next_start(NOON) == datetime(2026, 11, 25, 0, 0, tzinfo=UTC)  # 01:00 Berlin
     assert OFFPEAK.next_start(NIGHT) == NIGHT
     wrapping = OffPeak(time(22), time(2), BERLIN)
-    assert wrapping.contains(datetime(2026, 11, 24, 22, 30, tzinfo=UTC)) and wrapping.contains(datetime(2026, 11, 24, 0, 30, tzinfo=UTC))
+    assert wrapping.contains(datetime(2026, 11, 24, 22, 30, tzinfo=UTC)) and wrapping.contains(
+        datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
+    )
     assert not wrapping.contains(NOON)
 
 
@@ -131,19 +151,56 @@ HEAVY_DUE = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)  # 08:00 Berlin next mornin
 @pytest.mark.parametrize(
     ("case", "kwargs", "action", "priority"),
     [
-        ("heavy at noon waits for the night", dict(size_class="heavy", now=NOON, due=HEAVY_DUE, expected_s=1800), "defer", 10),
-        ("heavy inside the window runs", dict(size_class="heavy", now=NIGHT, due=HEAVY_DUE, expected_s=1800), "run", 10),
-        ("heavy whose SLA the night would miss runs now",
-         dict(size_class="heavy", now=NOON, due=NOON + timedelta(hours=3), expected_s=1800), "run", 10),
-        ("... unless another heavy run is going",
-         dict(size_class="heavy", now=NOON, due=NOON + timedelta(hours=3), expected_s=1800, running_heavy=1), "defer", 10),
-        ("heavy too long for the night's slack runs now",
-         dict(size_class="heavy", now=NOON, due=HEAVY_DUE, expected_s=8 * 3600), "run", 10),
-        ("heavy at violated runs now, urgent", dict(size_class="heavy", now=NOON, due=HEAVY_DUE, expected_s=60, sla_tier="violated"), "run", 100),
+        (
+            "heavy at noon waits for the night",
+            dict(size_class="heavy", now=NOON, due=HEAVY_DUE, expected_s=1800),
+            "defer",
+            10,
+        ),
+        (
+            "heavy inside the window runs",
+            dict(size_class="heavy", now=NIGHT, due=HEAVY_DUE, expected_s=1800),
+            "run",
+            10,
+        ),
+        (
+            "heavy whose SLA the night would miss runs now",
+            dict(size_class="heavy", now=NOON, due=NOON + timedelta(hours=3), expected_s=1800),
+            "run",
+            10,
+        ),
+        (
+            "... unless another heavy run is going",
+            dict(size_class="heavy", now=NOON, due=NOON + timedelta(hours=3), expected_s=1800, running_heavy=1),
+            "defer",
+            10,
+        ),
+        (
+            "heavy too long for the night's slack runs now",
+            dict(size_class="heavy", now=NOON, due=HEAVY_DUE, expected_s=8 * 3600),
+            "run",
+            10,
+        ),
+        (
+            "heavy at violated runs now, urgent",
+            dict(size_class="heavy", now=NOON, due=HEAVY_DUE, expected_s=60, sla_tier="violated"),
+            "run",
+            100,
+        ),
         ("tiny is batched", dict(size_class="tiny", now=NOON, due=NOON, expected_s=1), "batch", 10),
-        ("tiny at critical runs now", dict(size_class="tiny", now=NOON, due=NOON, expected_s=1, sla_tier="critical"), "run", 100),
+        (
+            "tiny at critical runs now",
+            dict(size_class="tiny", now=NOON, due=NOON, expected_s=1, sla_tier="critical"),
+            "run",
+            100,
+        ),
         ("normal runs now", dict(size_class="normal", now=NOON, due=NOON, expected_s=30), "run", 10),
-        ("normal at warning is raised", dict(size_class="normal", now=NOON, due=NOON, expected_s=30, sla_tier="warning"), "run", 40),
+        (
+            "normal at warning is raised",
+            dict(size_class="normal", now=NOON, due=NOON, expected_s=30, sla_tier="warning"),
+            "run",
+            40,
+        ),
     ],
 )
 def test_route_meeting(case: str, kwargs: dict, action: str, priority: int) -> None:

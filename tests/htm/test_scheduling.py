@@ -5,9 +5,6 @@ without losing a file, and the metrics asset."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,13 +12,13 @@ import dagster as dg
 import pytest
 
 from grace_pipelines.api import Grace
-from grace_pipelines.definitions import build_definitions
 from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.definitions import build_definitions
 from grace_pipelines.htm.sla import SlaTarget
 from grace_pipelines.settings import load_settings
-from grace_pipelines.db.state import StateDB
 
-from ..conftest import FIXTURES, Driver
+from ..conftest import FIXTURES, Driver, drop_file
 from ..resources.local_http import local_server, send_json
 
 UTC = timezone.utc
@@ -37,15 +34,6 @@ class Clock:
         return self.now
 
 
-def _drop(inbox: Path, name: str, target: str | None = None) -> Path:
-    inbox.mkdir(parents=True, exist_ok=True)
-    path = inbox / (target or name)
-    shutil.copyfile(FIXTURES / name, path)
-    past = time.time() - 30
-    os.utime(path, (past, past))
-    return path
-
-
 def _setup(home: Path, instance: dg.DagsterInstance, clock: Clock, **overrides):
     settings = load_settings(home=home, timezone="Europe/Berlin", tiny_audio_s=1, heavy_audio_s=15, **overrides)
     settings.ensure_dirs()
@@ -53,26 +41,39 @@ def _setup(home: Path, instance: dg.DagsterInstance, clock: Clock, **overrides):
     return settings, defs, Driver(defs, instance), StateDB(settings.state_url)
 
 
+@pytest.mark.slow  # two recordings through deferral and the schedule; tests/htm/test_policy covers routing
 def test_heavy_work_waits_for_offpeak_unless_its_sla_is_at_risk(home: Path) -> None:
     clock = Clock(NOON)
     with dg.instance_for_test() as instance:
-        settings, defs, driver, db = _setup(home, instance, clock, sla_targets=[
-            SlaTarget(size_class="tiny", minutes=5), SlaTarget(size_class="normal", minutes=30),
-            SlaTarget(size_class="heavy", by="08:00"), SlaTarget(origin="meeting", size_class="heavy", minutes=90),
-        ])
-        _drop(settings.inbox, "standup.mp3")  # 17 s of audio: heavy with heavy_audio_s=15
-        _drop(settings.inbox, "standup.mp3.consent.json")
+        settings, defs, driver, db = _setup(
+            home,
+            instance,
+            clock,
+            sla_targets=[
+                SlaTarget(size_class="tiny", minutes=5),
+                SlaTarget(size_class="normal", minutes=30),
+                SlaTarget(size_class="heavy", by="08:00"),
+                SlaTarget(origin="meeting", size_class="heavy", minutes=90),
+            ],
+        )
+        drop_file(settings.inbox, "standup.mp3")  # 17 s of audio: heavy with heavy_audio_s=15
+        drop_file(settings.inbox, "standup.mp3.consent.json")
         first = driver.tick("inbox_sensor")
         assert first.run_requests == [], "heavy work dropped at noon waits"
         (row,) = db.list_sources()
         assert (row.size_class, row.route, row.launched_at) == ("heavy", "defer", None)
         assert row.sla_due == datetime(2026, 11, 25, 7, 0, tzinfo=UTC), "by 08:00 Berlin the next morning"
-        assert "deferred to the off-peak window (01:00-06:00 Europe/Berlin)" in Grace(home, timezone="Europe/Berlin").status_of(row.key).why
+        why = Grace(home, timezone="Europe/Berlin").status_of(row.key).why
+        assert "deferred to the off-peak window (01:00-06:00 Europe/Berlin)" in why
         assert driver.tick("inbox_sensor").run_requests == [], "still waiting at the next tick"
 
-        schedule = defs.get_schedule_def("offpeak_schedule")
+        schedule = defs.resolve_schedule_def("offpeak_schedule")
         assert schedule.execution_timezone == "Europe/Berlin" and schedule.cron_schedule == "*/10 1,2,3,4,5 * * *"
-        common = {"instance": instance, "resources": {"state": defs.resources["state"]}, "repository_def": defs.get_repository_def()}
+        common = {
+            "instance": instance,
+            "resources": {"state": defs.resources["state"]},
+            "repository_def": defs.get_repository_def(),
+        }
         with dg.build_schedule_context(scheduled_execution_time=NOON + timedelta(hours=1), **common) as context:
             assert isinstance(schedule.evaluate_tick(context).skip_message, str), "outside the window nothing launches"
         with dg.build_schedule_context(scheduled_execution_time=NIGHT, **common) as context:
@@ -82,7 +83,7 @@ def test_heavy_work_waits_for_offpeak_unless_its_sla_is_at_risk(home: Path) -> N
         assert run.success and db.get_source(row.key).stage == "searchable"
 
         # a heavy meeting whose 90-minute SLA the night would miss is launched at once
-        _drop(settings.inbox / "meeting", "migration.wav")
+        drop_file(settings.inbox / "meeting", "migration.wav")
         (urgent,) = driver.tick("inbox_sensor").run_requests
         assert db.get_source(urgent.partition_key).route == "run"
         assert urgent.tags["grace/origin"] == "meeting" and urgent.tags["grace/size_class"] == "heavy"
@@ -92,7 +93,7 @@ def test_sla_sensor_launches_a_deferred_source_once_it_is_violated(home: Path) -
     clock = Clock(NOON)
     with dg.instance_for_test() as instance:
         settings, defs, driver, db = _setup(home, instance, clock)
-        _drop(settings.inbox, "standup.mp3")
+        drop_file(settings.inbox, "standup.mp3")
         assert driver.tick("inbox_sensor").run_requests == []
         (row,) = db.list_sources()
         clock.now = row.dropped_at + (row.sla_due - row.dropped_at) * 0.8
@@ -117,7 +118,7 @@ def test_critical_sla_alerts_the_webhook_and_the_audit_log_once(home: Path) -> N
     with local_server(on_post) as url, dg.instance_for_test() as instance:
         hook = f"{url}/hooks/T000/B000/secret-token-123"
         settings, defs, driver, db = _setup(home, instance, clock, sla_webhook_url=hook)
-        _drop(settings.inbox, "groceries.ogg")  # 13 s: normal with tiny_audio_s=1 -> voice_note normal, 15 min
+        drop_file(settings.inbox, "groceries.ogg")  # 13 s: normal with tiny_audio_s=1 -> voice_note normal, 15 min
         (launched,) = driver.tick("inbox_sensor").run_requests  # launched, never executed: the run is stuck
         row = db.get_source(launched.partition_key)
         allowed = row.sla_due - row.dropped_at
@@ -141,11 +142,9 @@ def test_origin_cap_delays_a_flood_but_never_drops_a_file_or_starves_another_ori
         settings, defs, driver, db = _setup(home, instance, clock, origin_runs_per_minute=2, tiny_text_bytes=1)
         flood = settings.inbox / "document"
         for i in range(5):
-            (flood).mkdir(parents=True, exist_ok=True)
-            path = flood / f"note{i}.md"
-            path.write_text(f"# Note {i}\n\nA distinct note number {i} about topic {i * 7}.\n")
-            os.utime(path, (time.time() - 30, time.time() - 30))
-        _drop(settings.inbox, "groceries.ogg")  # another origin, same tick
+            note = f"# Note {i}\n\nA distinct note number {i} about topic {i * 7}.\n"
+            drop_file(flood, name=f"note{i}.md", data=note)
+        drop_file(settings.inbox, "groceries.ogg")  # another origin, same tick
         first = driver.tick("inbox_sensor")
         origins = [r.tags["grace/origin"] for r in first.run_requests]
         assert origins.count("document") == 2 and origins.count("voice_note") == 1
@@ -158,6 +157,7 @@ def test_origin_cap_delays_a_flood_but_never_drops_a_file_or_starves_another_ori
         assert launched == {r.key for r in db.list_sources()} and len(launched) == 6, "every file launched exactly once"
 
 
+@pytest.mark.slow  # two ingests for the metrics asset
 def test_htm_metrics_and_status_htm(home: Path) -> None:
     from typer.testing import CliRunner
 
@@ -166,8 +166,10 @@ def test_htm_metrics_and_status_htm(home: Path) -> None:
     with dg.instance_for_test() as instance:
         from grace_pipelines.governance.consent import PolicyRule
 
-        grace = Grace(home, instance=instance, consent_policy=[PolicyRule(name="mine", origins=["voice_note", "document"])])
-        assert {o.state for o in grace.ingest([FIXTURES / "groceries.ogg", FIXTURES / "project_notes.md"], wait=True)} == {"searchable"}
+        policy = [PolicyRule(name="mine", origins=["voice_note", "document"])]
+        grace = Grace(home, instance=instance, consent_policy=policy)
+        outcomes = grace.ingest([FIXTURES / "groceries.ogg", FIXTURES / "project_notes.md"], wait=True)
+        assert {o.state for o in outcomes} == {"searchable"}
         from grace_pipelines.assets.htm_metrics import htm_metrics
 
         result = dg.materialize([htm_metrics], instance=instance, resources={"state": grace.defs.resources["state"]})
@@ -185,7 +187,11 @@ def test_htm_metrics_and_status_htm(home: Path) -> None:
 
 @pytest.mark.parametrize(
     ("start", "end", "hours"),
-    [("01:00", "06:00", [1, 2, 3, 4, 5]), ("22:30", "05:00", [22, 23, 0, 1, 2, 3, 4]), ("01:00", "06:30", [1, 2, 3, 4, 5, 6])],
+    [
+        ("01:00", "06:00", [1, 2, 3, 4, 5]),
+        ("22:30", "05:00", [22, 23, 0, 1, 2, 3, 4]),
+        ("01:00", "06:30", [1, 2, 3, 4, 5, 6]),
+    ],
 )
 def test_offpeak_cron_covers_the_window(start: str, end: str, hours: list[int]) -> None:
     from datetime import time as clock_time
@@ -198,13 +204,13 @@ def test_offpeak_cron_covers_the_window(start: str, end: str, hours: list[int]) 
 def test_a_backlog_past_its_sla_is_launched_in_batches_not_one_run_each(home: Path) -> None:
     clock = Clock(NOON)
     with dg.instance_for_test() as instance:
-        settings, defs, driver, db = _setup(home, instance, clock, origin_runs_per_minute=1, tiny_batch_size=4,
-                                            tiny_text_bytes=10_000)
+        settings, defs, driver, db = _setup(
+            home, instance, clock, origin_runs_per_minute=1, tiny_batch_size=4, tiny_text_bytes=10_000
+        )
         flood = settings.inbox / "document"
         flood.mkdir(parents=True)
         for i in range(10):
-            (flood / f"m{i}.txt").write_text(f"memo {i}\n")
-            os.utime(flood / f"m{i}.txt", (time.time() - 30, time.time() - 30))
+            drop_file(flood, name=f"m{i}.txt", data=f"memo {i}\n")
         (first,) = driver.tick("inbox_sensor").run_requests  # one batch; the cap (1/min) holds the rest
         assert first.job_name == "tiny_batch_job"
         clock.now = NOON + timedelta(days=1)  # everything waiting is far past its SLA

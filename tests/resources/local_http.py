@@ -14,7 +14,9 @@ from typing import Any
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+def send_json(
+    handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
     raw = json.dumps(body).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json")
@@ -35,7 +37,7 @@ def local_server(on_post: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[
         def log_message(self, *args: Any) -> None:  # keep pytest output clean
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             on_post(self)
 
     saved = {name: os.environ.pop(name) for name in PROXY_VARS if name in os.environ}

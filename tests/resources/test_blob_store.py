@@ -102,8 +102,17 @@ def test_invalid_names_rejected(store: BlobStore, tmp_path: Path, name: str) -> 
 
 @pytest.mark.parametrize(
     "key",
-    ["../x", "a/b", "..", "", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg",
-     "../../../../tmp", "0123456789abcdef/../x"],
+    [
+        "../x",
+        "a/b",
+        "..",
+        "",
+        "0123456789abcde",
+        "0123456789abcdef0",
+        "0123456789abcdeg",
+        "../../../../tmp",
+        "0123456789abcdef/../x",
+    ],
 )
 def test_invalid_keys_rejected(store: BlobStore, tmp_path: Path, key: str) -> None:
     with pytest.raises(BlobError) as info:

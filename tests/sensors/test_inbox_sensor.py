@@ -4,36 +4,25 @@ quarantine, duplicates and broken sidecars."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from grace_pipelines.db.state import StateDB
 from grace_pipelines.definitions import build_definitions
 from grace_pipelines.ingest.inbox import scan_inbox
 from grace_pipelines.settings import load_settings
-from grace_pipelines.db.state import StateDB
 
-from ..conftest import FIXTURES, Driver
+from ..conftest import FIXTURES, Driver, drop_file
+
+GRANT_ME = b'{"grants": [{"party": "me", "scopes": ["all"]}]}'
 
 
 def _age(path: Path, seconds: float = 30) -> None:
     past = time.time() - seconds
     os.utime(path, (past, past))
-
-
-def _drop(inbox: Path, name: str, data: bytes | None = None, source: str | None = None, age: bool = True) -> Path:
-    inbox.mkdir(parents=True, exist_ok=True)
-    target = inbox / name
-    if data is not None:
-        target.write_bytes(data)
-    else:
-        shutil.copyfile(FIXTURES / (source or name), target)
-    if age:
-        _age(target)
-    return target
 
 
 @pytest.fixture
@@ -48,16 +37,18 @@ def setup(home: Path):
 
 def test_new_files_become_partitions_and_runs(setup) -> None:
     settings, _defs, driver, db = setup
-    _drop(settings.inbox, "standup.mp3")
-    _drop(settings.inbox / "meeting", "migration.wav")
-    _drop(settings.inbox, "project_notes.md")
+    drop_file(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox / "meeting", "migration.wav")
+    drop_file(settings.inbox, "project_notes.md")
     result = driver.tick("inbox_sensor")
     keys = {r.partition_key for r in result.run_requests}
     assert len(keys) == 3
     assert set(driver.instance.get_dynamic_partitions("sources")) == keys
     assert len({r.run_key for r in result.run_requests}) == 3
-    sizes = {db.get_source(r.partition_key).title: (r.tags["grace/size_class"], int(r.tags["dagster/priority"]))
-             for r in result.run_requests}
+    sizes = {
+        db.get_source(r.partition_key).title: (r.tags["grace/size_class"], int(r.tags["dagster/priority"]))
+        for r in result.run_requests
+    }
     assert sizes == {"standup.mp3": ("tiny", 20), "migration.wav": ("tiny", 10), "project_notes.md": ("tiny", 0)}
     assert all(r.tags["grace/origin"] == db.get_source(r.partition_key).origin for r in result.run_requests)
     origins = {db.get_source(k).title: db.get_source(k).origin for k in keys}
@@ -71,9 +62,9 @@ def test_new_files_become_partitions_and_runs(setup) -> None:
 
 def test_partial_and_hidden_files_wait(setup) -> None:
     settings, _defs, driver, db = setup
-    fresh = _drop(settings.inbox, "standup.mp3", age=False)  # still being written
-    _drop(settings.inbox, "groceries.ogg.part", source="groceries.ogg")
-    _drop(settings.inbox, ".hidden.wav", source="migration.wav")
+    fresh = drop_file(settings.inbox, "standup.mp3", age_s=None)  # still being written
+    drop_file(settings.inbox, "groceries.ogg", name="groceries.ogg.part")
+    drop_file(settings.inbox, "migration.wav", name=".hidden.wav")
     first = driver.tick("inbox_sensor")
     assert first.run_requests == []
     assert "1 still being written" in first.skip_reason.skip_message
@@ -88,9 +79,9 @@ def test_partial_and_hidden_files_wait(setup) -> None:
 def test_bad_files_are_quarantined_with_reason_and_others_go_on(setup) -> None:
     settings, _defs, driver, db = setup
     for name in ("corrupt.mp3", "empty.wav", "unknown.xyz", "standup.mp3"):
-        _drop(settings.inbox, name)
+        drop_file(settings.inbox, name)
     hostile = "-rf \x1b[31mred\nname.wav"
-    _drop(settings.inbox, hostile, data=b"RIFF....not really a wave file")
+    drop_file(settings.inbox, name=hostile, data=b"RIFF....not really a wave file")
     result = driver.tick("inbox_sensor")
     assert len(result.run_requests) == 1
     reasons = {q["filename"]: q["reason"] for q in db.list_quarantine()}
@@ -111,31 +102,37 @@ def test_bad_files_are_quarantined_with_reason_and_others_go_on(setup) -> None:
 
 def test_same_bytes_twice_make_one_source(setup) -> None:
     settings, _defs, driver, db = setup
-    _drop(settings.inbox, "standup.mp3")
-    _drop(settings.inbox, "standup copy.mp3", source="standup.mp3")
+    drop_file(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox, "standup.mp3", name="standup copy.mp3")
     result = driver.tick("inbox_sensor")
     assert len(result.run_requests) == 1
     assert len(db.list_sources()) == 1
     assert len(list(settings.inbox.iterdir())) == 1, "the duplicate copy is removed"
-    _drop(settings.inbox, "standup again.mp3", source="standup.mp3")
+    drop_file(settings.inbox, "standup.mp3", name="standup again.mp3")
     assert driver.tick("inbox_sensor").run_requests == []
     assert len(db.list_sources()) == 1
 
 
 def test_sidecar_grants_are_recorded_and_broken_sidecar_hits_only_its_source(setup) -> None:
     settings, _defs, driver, db = setup
-    _drop(settings.inbox, "standup.mp3.consent.json")
-    _drop(settings.inbox, "standup.mp3")
-    _drop(settings.inbox, "groceries.ogg.consent.json", data=b'{"participants": ["me"], "grants": [{"party": "me", "scopes": ["teleport"]}]}')
-    _drop(settings.inbox, "groceries.ogg")
+    drop_file(settings.inbox, "standup.mp3.consent.json")
+    drop_file(settings.inbox, "standup.mp3")
+    drop_file(
+        settings.inbox,
+        name="groceries.ogg.consent.json",
+        data=b'{"participants": ["me"], "grants": [{"party": "me", "scopes": ["teleport"]}]}',
+    )
+    drop_file(settings.inbox, "groceries.ogg")
     result = driver.tick("inbox_sensor")
     (request,) = result.run_requests
     row = db.get_source(request.partition_key)
     assert row.title == "standup.mp3" and row.participants == ["me", "priya"]
     rows = db.consent_rows(source_key=row.key)
     assert {(r["party"], r["scope"], r["method"]) for r in rows} == {
-        ("me", "transcribe", "sidecar"), ("me", "index", "sidecar"),
-        ("priya", "transcribe", "sidecar"), ("priya", "index", "sidecar"),
+        ("me", "transcribe", "sidecar"),
+        ("me", "index", "sidecar"),
+        ("priya", "transcribe", "sidecar"),
+        ("priya", "index", "sidecar"),
     }
     (q,) = db.list_quarantine()
     assert q["filename"] == "groceries.ogg"
@@ -145,9 +142,9 @@ def test_sidecar_grants_are_recorded_and_broken_sidecar_hits_only_its_source(set
 
 def test_late_sidecar_applies_to_registered_source(setup) -> None:
     settings, _defs, driver, db = setup
-    _drop(settings.inbox, "migration.wav")
+    drop_file(settings.inbox, "migration.wav")
     (request,) = driver.tick("inbox_sensor").run_requests
-    _drop(settings.inbox, "migration.wav.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    drop_file(settings.inbox, name="migration.wav.consent.json", data=GRANT_ME)
     driver.tick("inbox_sensor")
     assert {r["scope"] for r in db.consent_rows(source_key=request.partition_key)} == {"transcribe", "index"}
     assert not (settings.inbox / "migration.wav.consent.json").exists()
@@ -158,7 +155,7 @@ def test_cursor_caps_work_per_tick_and_never_repeats(home: Path) -> None:
     settings.ensure_dirs()
     db = StateDB(settings.state_url)
     for i in range(100):
-        _drop(settings.inbox, f"note-{i:03d}.txt", data=f"note number {i}\n".encode())
+        drop_file(settings.inbox, name=f"note-{i:03d}.txt", data=f"note number {i}\n".encode())
     cursor, seen = None, []
     for _ in range(4):
         result = scan_inbox(settings, db, cursor)
@@ -170,11 +167,11 @@ def test_cursor_caps_work_per_tick_and_never_repeats(home: Path) -> None:
 
 def test_dropping_a_failed_source_again_requests_a_fresh_run(setup) -> None:
     settings, _defs, driver, db = setup
-    _drop(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox, "standup.mp3")
     (first,) = driver.tick("inbox_sensor").run_requests
     db.set_stage(first.partition_key, "failed", reason="engine was down")
     (settings.inbox / "standup.mp3").unlink()
-    _drop(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox, "standup.mp3")
     (retry,) = driver.tick("inbox_sensor").run_requests
     assert retry.partition_key == first.partition_key
     assert retry.run_key != first.run_key
@@ -184,7 +181,7 @@ def test_dropping_a_failed_source_again_requests_a_fresh_run(setup) -> None:
 def test_a_file_named_like_a_credential_is_quarantined_without_leaking(setup) -> None:
     settings, _defs, driver, db = setup
     name = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234567890abcd.xyz"
-    _drop(settings.inbox, name, data=b"not media")
+    drop_file(settings.inbox, name=name, data=b"not media")
     driver.tick("inbox_sensor")  # must not raise
     (q,) = db.list_quarantine()
     assert "unsupported file type" in q["reason"]
@@ -198,8 +195,8 @@ def test_a_file_named_like_a_credential_is_quarantined_without_leaking(setup) ->
 def test_an_overlong_name_does_not_stop_the_inbox(setup) -> None:
     settings, _defs, driver, db = setup
     long_name = "meeting notes " + "x" * 236 + ".md"  # 253 bytes: NAME.consent.json cannot exist
-    _drop(settings.inbox, long_name, data=b"# Long\n\nA note with a very long name.\n")
-    _drop(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox, name=long_name, data=b"# Long\n\nA note with a very long name.\n")
+    drop_file(settings.inbox, "standup.mp3")
     result = driver.tick("inbox_sensor")  # must not raise (ENAMETOOLONG on the sidecar probe)
     titles = sorted(db.get_source(r.partition_key).title for r in result.run_requests)
     assert len(titles) == 2 and titles[1] == "standup.mp3"
@@ -218,8 +215,8 @@ def test_an_unexpected_error_quarantines_only_that_file(setup, monkeypatch) -> N
         return real_probe(path, *args, **kwargs)
 
     monkeypatch.setattr(inbox, "probe", flaky_probe)
-    _drop(settings.inbox, "project_notes.md")
-    _drop(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox, "project_notes.md")
+    drop_file(settings.inbox, "standup.mp3")
     result = driver.tick("inbox_sensor")
     assert [db.get_source(r.partition_key).title for r in result.run_requests] == ["standup.mp3"]
     (q,) = db.list_quarantine()
@@ -235,9 +232,9 @@ def test_links_in_the_inbox_are_quarantined_never_followed(setup, tmp_path: Path
     settings.inbox.mkdir(parents=True, exist_ok=True)
     (settings.inbox / "passwd.md").symlink_to("/etc/passwd")
     (settings.inbox / "dangling.wav").symlink_to(tmp_path / "nothing-here.wav")
-    _drop(settings.inbox, "groceries.ogg")
+    drop_file(settings.inbox, "groceries.ogg")
     (settings.inbox / "groceries.ogg.consent.json").symlink_to(secret)  # a link as its sidecar
-    _drop(settings.inbox, "standup.mp3")
+    drop_file(settings.inbox, "standup.mp3")
     for name in ("passwd.md", "dangling.wav", "groceries.ogg.consent.json"):
         os.utime(settings.inbox / name, (time.time() - 30,) * 2, follow_symlinks=False)
     result = driver.tick("inbox_sensor")
@@ -259,7 +256,7 @@ def test_an_orphan_sidecar_is_quarantined_after_a_while(setup) -> None:
     from grace_pipelines.ingest.inbox import ORPHAN_SIDECAR_AFTER_S
 
     settings, _defs, driver, db = setup
-    sidecar = _drop(settings.inbox, "lost.mp3.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    sidecar = drop_file(settings.inbox, name="lost.mp3.consent.json", data=GRANT_ME)
     driver.tick("inbox_sensor")
     assert sidecar.exists() and db.list_quarantine() == [], "its media may still be on its way"
     _age(sidecar, ORPHAN_SIDECAR_AFTER_S + 1)
@@ -271,10 +268,10 @@ def test_an_orphan_sidecar_is_quarantined_after_a_while(setup) -> None:
 
 def test_a_late_sidecar_never_applies_to_another_source_by_key_prefix(setup) -> None:
     settings, _defs, driver, db = setup
-    _drop(settings.inbox, "migration.wav")
+    drop_file(settings.inbox, "migration.wav")
     (request,) = driver.tick("inbox_sensor").run_requests
     prefix = request.partition_key[:6]
-    _drop(settings.inbox, f"{prefix}.consent.json", data=b'{"grants": [{"party": "me", "scopes": ["all"]}]}')
+    drop_file(settings.inbox, name=f"{prefix}.consent.json", data=GRANT_ME)
     driver.tick("inbox_sensor")
     assert db.consent_rows(source_key=request.partition_key) == []
 
@@ -283,6 +280,6 @@ def test_every_file_beyond_the_tick_cap_is_handled_when_asked_for(home: Path) ->
     settings = load_settings(home=home, settle_seconds=0.0, max_files_per_tick=2)
     settings.ensure_dirs()
     db = StateDB(settings.state_url)
-    paths = {_drop(settings.inbox, f"note-{i}.txt", data=f"note {i}\n".encode()) for i in range(5)}
+    paths = {drop_file(settings.inbox, name=f"note-{i}.txt", data=f"note {i}\n".encode()) for i in range(5)}
     result = scan_inbox(settings, db, only=paths)
     assert len(result.new) == 5 and set(result.outcomes) == {str(p) for p in paths}

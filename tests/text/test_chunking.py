@@ -102,9 +102,11 @@ def test_section_chunks_never_cross_a_heading() -> None:
 
     text = "# A\nalpha one. alpha two.\n# B\nbeta one. beta two. beta three.\n"
     b = text.index("# B")
-    sections = [{"char_start": 0, "char_end": b, "page": None, "heading": "A"},
-                {"char_start": b, "char_end": len(text), "page": None, "heading": "B"}]
+    sections = [
+        {"char_start": 0, "char_end": b, "page": None, "heading": "A"},
+        {"char_start": b, "char_end": len(text), "page": None, "heading": "B"},
+    ]
     chunks = chunk_sections(text, sections, size=500, overlap=0)
     assert [(c.heading, c.line_start, c.line_end) for c in chunks] == [("A", 1, 2), ("B", 3, 4)]
     assert [c.index for c in chunks] == [0, 1]
-    assert all(text[c.char_start:c.char_end] == c.text for c in chunks)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)

@@ -120,7 +120,10 @@ for isolate in (True, False):
 def test_damaged_pdf_warnings_do_not_leak_to_stderr():
     proc = subprocess.run(
         [sys.executable, "-c", PDF_STDERR_PROBE, str(DOCS / "kettle_guide.pdf")],
-        check=False, capture_output=True, text=True, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -190,17 +193,17 @@ def test_html_facts_carry_their_heading():
     doc = load("festival.html")
     assert section_of(doc, "Friday 11 October at 7 pm").heading == "Opening night"
     assert section_of(doc, "every 15 minutes").heading == "Getting there"
-    assert (
-        section_of(doc, "last shuttle back leaves the quay at 11:30 pm").label
-        == "Getting there"
-    )
+    assert section_of(doc, "last shuttle back leaves the quay at 11:30 pm").label == "Getting there"
     assert all(s.page is None for s in doc.sections)
 
 
 def test_html_fallback_reads_main_when_trafilatura_finds_nothing(monkeypatch):
-    import trafilatura
+    """trafilatura's own main extractor finds nothing: its fallbacks (readability, jusText,
+    baseline) still give the article, headings kept, boilerplate dropped."""
+    import trafilatura.core
+    from lxml.etree import Element
 
-    monkeypatch.setattr(trafilatura, "extract", lambda *a, **k: None)
+    monkeypatch.setattr(trafilatura.core, "extract_content", lambda tree, options: (Element("body"), ""))
     doc = load("festival.html")
     assert "Shuttle buses run every 15 minutes" in doc.text
     for boilerplate in NAV_AND_BOILERPLATE:
@@ -208,6 +211,36 @@ def test_html_fallback_reads_main_when_trafilatura_finds_nothing(monkeypatch):
     assert section_of(doc, "Friday 11 October at 7 pm").heading == "Opening night"
     assert section_of(doc, "every 15 minutes").heading == "Getting there"
     assert_covering(doc)
+
+
+def test_html_recall_pass_when_the_default_pass_finds_nothing(monkeypatch):
+    import trafilatura
+
+    real = trafilatura.extract
+    calls: list[bool] = []
+
+    def only_with_recall(*args, **kwargs):
+        calls.append(kwargs.get("favor_recall", False))
+        return real(*args, **kwargs) if kwargs.get("favor_recall") else None
+
+    monkeypatch.setattr(trafilatura, "extract", only_with_recall)
+    doc = extract((DOCS / "festival.html").read_bytes(), "html", "festival.html", ExtractBudget(isolate=False))
+    assert calls[-1] is True
+    assert section_of(doc, "every 15 minutes").heading == "Getting there"
+
+
+def test_html_when_trafilatura_finds_nothing_at_all_is_a_clear_media_error(monkeypatch):
+    import trafilatura
+
+    monkeypatch.setattr(trafilatura, "extract", lambda *a, **k: None)
+    with pytest.raises(MediaError, match=r"^festival\.html: no readable main text found in the HTML page$"):
+        load("festival.html")
+
+
+def test_html_fragment_without_html_element_is_read():
+    """trafilatura refuses a lone block without <html> as "not HTML"; it is wrapped and read."""
+    doc = extract(b"<p>The boiler service is due in March.</p>", "html", "snippet.html")
+    assert doc.text == "The boiler service is due in March."
 
 
 @pytest.mark.parametrize(
@@ -357,8 +390,6 @@ def test_unsupported_extension_is_a_media_error():
         extract(b"PK\x03\x04", "xlsx", "sheet.xlsx")
 
 
-@pytest.mark.parametrize(
-    "name", ["kettle_guide.pdf", "festival.html", "onboarding.docx"]
-)
+@pytest.mark.parametrize("name", ["kettle_guide.pdf", "festival.html", "onboarding.docx"])
 def test_extraction_is_deterministic(name):
     assert load(name) == load(name)

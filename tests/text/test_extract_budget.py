@@ -223,7 +223,7 @@ def _zombie_children() -> list[int]:
             text = stat.read_text()
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2:].split()
+        fields = text[text.rindex(")") + 2 :].split()
         if fields[0] == "Z" and int(fields[1]) == os.getpid():
             found.append(int(stat.parent.name))
     return found

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from grace_pipelines.api import Grace
 
@@ -16,6 +17,7 @@ from ..conftest import FIXTURES
 from .test_extract_budget import MB, docx_with_body, nested_html, ordinary_html
 
 
+@pytest.mark.slow  # runs each extraction into its time and memory budget
 def test_overruns_fail_their_source_and_good_work_goes_on(home: Path, tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -38,7 +40,10 @@ def test_overruns_fail_their_source_and_good_work_goes_on(home: Path, tmp_path: 
     assert time.monotonic() - start < 300  # generous: no extraction ran unbounded
 
     assert {n: states[n].state for n in names} == {
-        "big.docx": "failed", "nested.html": "failed", "slow.html": "failed", "kettle_guide.pdf": "searchable",
+        "big.docx": "failed",
+        "nested.html": "failed",
+        "slow.html": "failed",
+        "kettle_guide.pdf": "searchable",
     }
     assert states["big.docx"].why.startswith("big.docx: expands to 15")
     assert "above the 50 MB limit (extract_max_bytes)" in states["big.docx"].why

@@ -31,7 +31,6 @@ backstop (a lost race is retried), so the chain never forks.
 Policy code: SQLAlchemy only, no Dagster imports.
 """
 
-
 from grace_pipelines.governance.audit.chain import (
     GENESIS_HASH,
     KNOWN_ACTIONS,
@@ -47,10 +46,26 @@ from grace_pipelines.governance.audit.chain import (
 )
 from grace_pipelines.governance.audit.forensics import diagnose
 from grace_pipelines.governance.audit.log import AuditLog, record
-from grace_pipelines.governance.audit.redaction import check_no_secrets, secret_key_reason
+from grace_pipelines.governance.audit.redaction import (
+    check_no_secrets,
+    secret_key_reason,
+)
 
 __all__ = [
-    "GENESIS_HASH", "KNOWN_ACTIONS", "PROBLEM_KINDS", "AuditEntry", "AuditError", "AuditLog", "AuditProblem",
-    "AuditReport", "AuditSecretError", "canonical_json", "check_no_secrets", "diagnose", "entry_hash", "iso", "record",
+    "GENESIS_HASH",
+    "KNOWN_ACTIONS",
+    "PROBLEM_KINDS",
+    "AuditEntry",
+    "AuditError",
+    "AuditLog",
+    "AuditProblem",
+    "AuditReport",
+    "AuditSecretError",
+    "canonical_json",
+    "check_no_secrets",
+    "diagnose",
+    "entry_hash",
+    "iso",
+    "record",
     "secret_key_reason",
 ]

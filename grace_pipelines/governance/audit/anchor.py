@@ -22,12 +22,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from grace_pipelines.crypto.keyring import atomic_write_bytes
+from filelock import FileLock
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None  # type: ignore[assignment]
+from grace_pipelines.crypto.files import atomic_write_bytes
 
 ANCHOR_FILE = "audit.anchor"
 _INFO = b"grace-pipelines/audit-anchor/v1"
@@ -45,7 +42,7 @@ class AuditAnchor:
         self.path = self.keys_dir / ANCHOR_FILE
 
     def _key(self) -> bytes:
-        from grace_pipelines.resources.blob_store import keyring_for
+        from grace_pipelines.stores.blobs import keyring_for
 
         return keyring_for(str(self.keys_dir)).derive_key(_INFO, salt=b"grace-audit-anchor")
 
@@ -54,15 +51,9 @@ class AuditAnchor:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        if fcntl is None:
+        """Advances are serialised across processes (an OS lock, released if the holder dies)."""
+        with FileLock(self.keys_dir / f".{ANCHOR_FILE}.lock", mode=0o600):
             yield
-            return
-        with open(self.keys_dir / f".{ANCHOR_FILE}.lock", "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def read(self) -> tuple[int, str] | None:
         """The anchored (seq, hash), None when there is none yet; AnchorError if it does not verify."""

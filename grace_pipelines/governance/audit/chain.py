@@ -31,6 +31,7 @@ KNOWN_ACTIONS = (
 
 PROBLEM_KINDS = ("edited", "deleted", "reordered", "inserted")
 
+
 class AuditError(Exception):
     """The audit log could not do what was asked."""
 
@@ -127,7 +128,6 @@ def entry_hash(
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
-
 def _self_hash(e: AuditEntry, seq: int | None = None, prev_hash: str | None = None) -> str | None:
     """The hash an entry's content gives at `seq` after `prev_hash` (None: not hashable)."""
     try:
@@ -142,4 +142,3 @@ def _self_hash(e: AuditEntry, seq: int | None = None, prev_hash: str | None = No
         )
     except (TypeError, ValueError):
         return None
-

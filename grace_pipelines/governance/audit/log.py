@@ -14,6 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_incrementing,
+)
 
 from grace_pipelines.db.schema import audit_table, utcnow
 from grace_pipelines.db.state import StateDB
@@ -29,7 +35,10 @@ from grace_pipelines.governance.audit.chain import (
     entry_hash,
 )
 from grace_pipelines.governance.audit.forensics import _check_anchor, diagnose
-from grace_pipelines.governance.audit.redaction import _looks_like_secret_value, check_no_secrets
+from grace_pipelines.governance.audit.redaction import (
+    _looks_like_secret_value,
+    check_no_secrets,
+)
 
 # pg_advisory_xact_lock key: a fixed 63-bit number derived from the table's name.
 _PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"grace_pipelines.audit_log").digest()[:8], "big") >> 1
@@ -44,7 +53,9 @@ def _normalise_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         text = canonical_json(dict(details))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"audit details must be plain JSON (str, int, float, bool, None, lists, dicts): {exc}") from None
+        raise ValueError(
+            f"audit details must be plain JSON (str, int, float, bool, None, lists, dicts): {exc}"
+        ) from None
     return json.loads(text)
 
 
@@ -96,9 +107,7 @@ class AuditLog:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
             else:  # other backends: lock the current last row
-                conn.execute(
-                    sa.select(audit_table.c.id).order_by(audit_table.c.seq.desc()).limit(1).with_for_update()
-                )
+                conn.execute(sa.select(audit_table.c.id).order_by(audit_table.c.seq.desc()).limit(1).with_for_update())
             yield conn
 
     def append(
@@ -122,35 +131,48 @@ class AuditLog:
         check_no_secrets(body)
         for name, text in (("actor", actor), ("subject", subject or "")):
             if _looks_like_secret_value(text):
-                raise AuditSecretError(f"audit entries must never carry secret values: the {name} looks like a credential")
+                raise AuditSecretError(
+                    f"audit entries must never carry secret values: the {name} looks like a credential"
+                )
 
-        for attempt in range(5):
-            try:
-                with self._locked() as conn:
-                    last = conn.execute(
-                        sa.select(audit_table.c.seq, audit_table.c.hash).order_by(audit_table.c.seq.desc()).limit(1)
-                    ).first()
-                    seq = 1 if last is None else int(last.seq) + 1
-                    prev = GENESIS_HASH if last is None else last.hash
-                    at = utcnow()
-                    digest = entry_hash(
-                        seq=seq, at=at, actor=actor, action=action, subject=subject, details=body, prev_hash=prev
-                    )
-                    result = conn.execute(
-                        audit_table.insert().values(
-                            seq=seq, at=at, actor=actor, action=action, subject=subject,
-                            details=body, prev_hash=prev, hash=digest,
-                        )
-                    )
-                    row_id = int(result.inserted_primary_key[0])
-                if self.anchor is not None:
-                    self.anchor.advance(seq, digest)  # after the commit: the anchor never points past the log
-                return AuditEntry(row_id, seq, at, actor, action, subject, body, prev, digest)
-            except sa.exc.IntegrityError:  # lost a race the lock should have prevented: retry
-                if attempt == 4:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")
+        # the lock serialises appends; the unique index on `seq` is the backstop: a lost race retries
+        for attempt in Retrying(
+            retry=retry_if_exception_type(sa.exc.IntegrityError),
+            stop=stop_after_attempt(5),
+            wait=wait_incrementing(start=0.01, increment=0.01),
+            reraise=True,
+        ):
+            with attempt:
+                entry = self._append_locked(actor, action, subject, body)
+        if self.anchor is not None:
+            self.anchor.advance(entry.seq, entry.hash)  # after the commit: the anchor never points past the log
+        return entry
+
+    def _append_locked(self, actor: str, action: str, subject: str | None, body: dict[str, Any]) -> AuditEntry:
+        with self._locked() as conn:
+            last = conn.execute(
+                sa.select(audit_table.c.seq, audit_table.c.hash).order_by(audit_table.c.seq.desc()).limit(1)
+            ).first()
+            seq = 1 if last is None else int(last.seq) + 1
+            prev = GENESIS_HASH if last is None else last.hash
+            at = utcnow()
+            digest = entry_hash(
+                seq=seq, at=at, actor=actor, action=action, subject=subject, details=body, prev_hash=prev
+            )
+            result = conn.execute(
+                audit_table.insert().values(
+                    seq=seq,
+                    at=at,
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    details=body,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+            row_id = int(result.inserted_primary_key[0])
+        return AuditEntry(row_id, seq, at, actor, action, subject, body, prev, digest)
 
     # ---- reading ----------------------------------------------------------------------------
     def tail(self, n: int = 20) -> list[AuditEntry]:
@@ -158,7 +180,9 @@ class AuditLog:
         if n <= 0:
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(audit_table.select().order_by(audit_table.c.seq.desc(), audit_table.c.id.desc()).limit(n))
+            rows = conn.execute(
+                audit_table.select().order_by(audit_table.c.seq.desc(), audit_table.c.id.desc()).limit(n)
+            )
             return [_row_entry(r) for r in rows][::-1]
 
     def entries(self, after_seq: int = 0) -> list[AuditEntry]:
@@ -202,7 +226,6 @@ class AuditLog:
         )
 
 
-
 def record(db: StateDB, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> None:
     """Append to the audit log of `db`. A hostile file name shaped like a credential must not
     stop the work or leak: the event is kept, the text that looked like a secret is dropped."""
@@ -210,5 +233,9 @@ def record(db: StateDB, *, actor: str, action: str, subject: str, details: dict[
     try:
         log.append(actor=actor, action=action, subject=subject, details=details)
     except AuditSecretError:
-        log.append(actor="redacted" if actor else actor, action=action, subject="(redacted)",
-                   details={"redacted": "a value looked like a credential and was not recorded"})
+        log.append(
+            actor="redacted" if actor else actor,
+            action=action,
+            subject="(redacted)",
+            details={"redacted": "a value looked like a credential and was not recorded"},
+        )

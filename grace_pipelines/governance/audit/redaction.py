@@ -12,13 +12,46 @@ from grace_pipelines.governance.audit.chain import AuditSecretError
 
 # ---- the secret guard ----------------------------------------------------------------------
 _SECRET_WORDS = {
-    "secret", "secrets", "password", "passwords", "passwd", "passphrase", "pwd", "token", "tokens",
-    "value", "values", "credential", "credentials", "apikey", "privatekey", "plaintext", "cookie",
+    "secret",
+    "secrets",
+    "password",
+    "passwords",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "token",
+    "tokens",
+    "value",
+    "values",
+    "credential",
+    "credentials",
+    "apikey",
+    "privatekey",
+    "plaintext",
+    "cookie",
 }
 _SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"), ("auth", "key")}
 # A key ending in one of these names a secret without holding it: secret_name, token_count.
-_HARMLESS_LAST = {"name", "names", "id", "ids", "count", "counts", "purpose", "kind", "type", "version",
-                  "ttl", "expires", "expiry", "at", "age", "status", "scope", "n"}
+_HARMLESS_LAST = {
+    "name",
+    "names",
+    "id",
+    "ids",
+    "count",
+    "counts",
+    "purpose",
+    "kind",
+    "type",
+    "version",
+    "ttl",
+    "expires",
+    "expiry",
+    "at",
+    "age",
+    "status",
+    "scope",
+    "n",
+}
 _SECRET_VALUE_PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"\bsk-(proj-)?[A-Za-z0-9_\-]{16,}"),  # OpenAI-style API keys
@@ -77,4 +110,3 @@ def check_no_secrets(details: Any, *, path: str = "details") -> None:
             f"audit entries must never carry secret values: {path} looks like a credential "
             "(API key, token or private key); record the secret's name, never its value"
         )
-

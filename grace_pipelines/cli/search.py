@@ -1,0 +1,203 @@
+"""`grace search | ask | reembed | eval | play`: finding what was said, answering, playing the cited second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grace_pipelines.cli.app import HomeOption, app, emit_json, err, errors, grace_for, out, warn
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What you are looking for, in your own words."),
+    k: int = typer.Option(5, "-k", "--k", help="How many results."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | keyword"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Path | None = HomeOption,
+) -> None:
+    """Find the passages that answer QUERY, with the recording and second (or lines) they come from."""
+    with errors():
+        grace = grace_for(home)
+        results = grace.search(query, k=k, mode=mode)
+    warn(grace.search_warnings)
+    if as_json:
+        keys = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation")
+        emit_json(
+            {
+                "query": query,
+                "results": [{k_: r.to_dict()[k_] for k_ in keys} for r in results],
+                "skipped": grace.search_warnings,
+            }
+        )
+        return
+    if not results:
+        out.print("nothing found")
+        return
+    for r in results:
+        out.print(f"[bold]{r.rank}.[/] [cyan]{r.citation}[/]  score {r.score:.4f}", highlight=False)
+        out.print(f"   {r.text}", highlight=False, markup=False)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="Your question, in your own words."),
+    k: int = typer.Option(5, "-k", "--k", help="How many passages to consider."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Path | None = HomeOption,
+) -> None:
+    """Answer in a few sentences with [n] citations (extractive when no chat model is set)."""
+    with errors():
+        grace = grace_for(home)
+        answer = grace.ask(question, k=k)
+    warn(grace.search_warnings)
+    if as_json:
+        emit_json(answer.to_dict())
+        return
+    out.print(answer.answer, highlight=False, markup=False)
+    if answer.citations:
+        out.print("")
+        for c in answer.citations:
+            out.print(f"[{c.n}] {c.citation}", highlight=False, markup=False)
+
+
+@app.command()
+def reembed(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Path | None = HomeOption,
+) -> None:
+    """After changing the embedding model: re-embed what the old model indexed (nothing is re-transcribed)."""
+    with errors():
+        grace = grace_for(home)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("re-embedding", total=None)
+            done = grace.reembed(
+                progress=lambda _key, title: progress.update(task, description=f"re-embedding {title}")
+            )
+    failed = sorted(k for k, ok in done.items() if not ok)
+    if as_json:
+        emit_json({"reembedded": sorted(k for k, ok in done.items() if ok), "failed": failed})
+    else:
+        out.print(
+            f"re-embedded {len(done) - len(failed)} source(s)" + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("eval")
+def eval_(
+    set_path: Path = typer.Option(
+        Path("tests/eval"), "--set", help="Eval set: a questions.yaml or the folder holding it."
+    ),
+    home: Path | None = typer.Option(
+        None,
+        "--home",
+        help="Where to ingest the corpus (kept and reused next time); default a temporary folder, never GRACE_HOME.",
+    ),
+    fail_under: float | None = typer.Option(None, "--fail-under", help="Exit 1 when hybrid recall@5 is below this."),
+    misses: bool = typer.Option(False, "--misses", help="Also list the questions hybrid search did not answer first."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Retrieval quality: recall@1, recall@5 and MRR per search mode on an evaluation set."""
+    from grace_pipelines.search.evaluation import evaluate
+
+    with errors():
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("ingesting the eval corpus", total=None)
+            report = evaluate(
+                set_path,
+                home=home,
+                progress=lambda _key, title: progress.update(task, description=f"ingesting {title}"),
+            )
+    hybrid = report["modes"]["hybrid"]
+    if as_json:
+        emit_json(report)
+    else:
+        table = Table(
+            title=f"retrieval on {report['questions']} questions over {report['sources']} sources "
+            f"({report['spoken_sources']} spoken)"
+        )
+        for column in ("mode", "recall@1", "recall@5", "MRR", "moment@1", "p50 ms"):
+            table.add_column(column, justify="left" if column == "mode" else "right")
+        for m in report["modes"].values():
+            moment = "-" if m["moment_at_1"] is None else f"{m['moment_at_1']:.3f}"
+            table.add_row(
+                m["mode"],
+                f"{m['recall_at_1']:.3f}",
+                f"{m['recall_at_5']:.3f}",
+                f"{m['mrr']:.3f}",
+                moment,
+                f"{m['p50_ms']:.0f}",
+            )
+        out.print(table)
+        styles = Table(title="by question style (recall@1 / recall@5 / MRR)")
+        styles.add_column("mode")
+        names = sorted({name for m in report["modes"].values() for name in m["by_style"]})
+        for name in names:
+            styles.add_column(f"{name} ({hybrid['by_style'][name]['questions']})", justify="right")
+        for m in report["modes"].values():
+            styles.add_row(
+                m["mode"],
+                *("{recall_at_1:.2f} / {recall_at_5:.2f} / {mrr:.2f}".format(**m["by_style"][name]) for name in names),
+            )
+        out.print(styles)
+        out.print(
+            "moment@1: share of spoken questions whose top result's cited seconds land on the answer", style="dim"
+        )
+        if misses:
+            for miss in report["misses"]["hybrid"]:
+                out.print(
+                    f"{miss['id']} rank {miss['rank'] or '-'}: {miss['question']}  expected {miss['expected']}, "
+                    f"top {miss['top']}",
+                    highlight=False,
+                    markup=False,
+                )
+    if fail_under is not None and hybrid["recall_at_5"] < fail_under:
+        err.print(f"[bold red]hybrid recall@5 {hybrid['recall_at_5']:.3f} is below {fail_under}[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def play(
+    citation: str = typer.Argument(..., help="A citation as search prints it, e.g. 'standup.mp3 @ 00:03-00:09'."),
+    out_path: Path | None = typer.Option(None, "--out", help="Write the clip (WAV) here instead of playing it."),
+    context: float = typer.Option(1.0, "--context", help="Seconds of context either side."),
+    home: Path | None = HomeOption,
+) -> None:
+    """Hear the exact moment: decode just the cited window (with context) and play or save it."""
+    from grace_pipelines.audio.clip import play_wav
+
+    with errors():
+        wav, row = grace_for(home).clip(citation, context_s=context)
+    if out_path is not None:
+        out_path.write_bytes(wav)
+        out.print(f"wrote {out_path} ({len(wav)} bytes) from {row.title}", highlight=False)
+        return
+    try:
+        played = play_wav(wav)
+    except RuntimeError as exc:
+        err.print(f"[bold red]error:[/] {exc}; use --out clip.wav", highlight=False)
+        raise typer.Exit(1) from None
+    if not played:
+        err.print(
+            "[bold red]error:[/] no audio player found (ffplay, aplay, paplay); use --out clip.wav", highlight=False
+        )
+        raise typer.Exit(1)

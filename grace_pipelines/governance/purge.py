@@ -1,0 +1,88 @@
+"""Purge planning and the purge itself: what consent no longer covers (and so must go), and
+removing it (transcript and chunk blobs, the source's LanceDB rows with every old table
+version, the original when no consent is left), journaled so a killed purge is finished by the
+next attempt with one receipt counting everything removed. No Dagster: `purge_receipt` (assets)
+runs it, the consent sensor and the facade plan it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from grace_pipelines.db.schema import Stage, utcnow
+from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.consent import SCOPES, missing_parties
+from grace_pipelines.stores.blobs import ORIGINAL
+
+if TYPE_CHECKING:
+    from grace_pipelines.resources import BlobStore, VectorStore
+
+
+def purge_plan(db: StateDB, key: str, *, purge_original_on_revoke: bool, now: datetime) -> dict[str, Any] | None:
+    """What a purge of `key` should remove now, or None when consent still covers it all."""
+    row = db.get_source(key)
+    if row is None or (row.stage == Stage.PURGED and not purge_original_on_revoke):
+        return None
+    events = db.consent_events(key)
+    missing = {scope: missing_parties(row.participants, events, scope, now) for scope in SCOPES}
+    if not any(missing.values()):
+        return None
+    nothing_left = all(set(m) == set(row.participants) for m in missing.values())
+    who = sorted({p for m in missing.values() for p in m})
+    return {
+        "remove_original": purge_original_on_revoke or nothing_left,
+        "reason": f"consent withdrawn or expired ({', '.join(s for s, m in missing.items() if m)}: {', '.join(who)})",
+    }
+
+
+def purge_source(
+    key: str,
+    *,
+    remove_original: bool,
+    blob_store: BlobStore,
+    vector_store: VectorStore,
+    db: StateDB | None = None,
+    journal_id: int | None = None,
+) -> dict:
+    """Remove what was derived from `key` (and the original if asked); return the receipt.
+
+    With a journal entry, each removal is added to it as it happens, so a purge killed half-way
+    and finished by a later attempt still reports everything that was removed."""
+    removed_blobs: list[str] = []
+    freed = 0
+    for name in blob_store.list(key):
+        if name == ORIGINAL and not remove_original:
+            continue
+        size = blob_store.delete(key, name)
+        freed += size
+        removed_blobs.append(name)
+        if db is not None and journal_id is not None:
+            db.purge_progress(journal_id, blob_bytes_removed=size, blobs_removed=[name])
+    temp_removed = blob_store.remove_temp_files(key)  # a killed writer's or rotation's copies
+    index = vector_store.purge_source(key)
+    if db is not None and journal_id is not None:
+        db.purge_progress(
+            journal_id,
+            index_rows_removed=index["rows"],
+            index_versions_removed=index["versions_removed"],
+            temp_files_removed=len(temp_removed),
+        )
+        done = (db.purge_entry(journal_id) or {}).get("progress", {})
+        removed_blobs = list(dict.fromkeys(done.get("blobs_removed", removed_blobs)))
+        freed, rows = done.get("blob_bytes_removed", freed), done.get("index_rows_removed", index["rows"])
+        versions, temps = (
+            done.get("index_versions_removed", index["versions_removed"]),
+            done.get("temp_files_removed", 0),
+        )
+    else:
+        rows, versions, temps = index["rows"], index["versions_removed"], len(temp_removed)
+    return {
+        "source_key": key,
+        "blobs_removed": removed_blobs,
+        "blob_bytes_removed": freed,
+        "index_rows_removed": rows,
+        "index_versions_removed": versions,
+        "temp_files_removed": temps,
+        "original_removed": ORIGINAL in removed_blobs or not blob_store.exists(key, ORIGINAL),
+        "at": utcnow().isoformat(),
+    }
