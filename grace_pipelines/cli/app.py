@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from grace_pipelines.api import Grace, GraceError
 from grace_pipelines.governance.consent import ConsentError
@@ -86,3 +87,15 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def spinner(*, quiet: bool) -> Progress:
+    """A transient spinner with elapsed time on stderr (hidden for --json)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grace_pipelines.cli.app import HomeOption, app, emit_json, err, errors, grace_for, out, warn
+from grace_pipelines.cli.app import HomeOption, app, emit_json, err, errors, grace_for, out, spinner, warn
 
 
 @app.command()
@@ -72,14 +71,7 @@ def reembed(
     """After changing the embedding model: re-embed what the old model indexed (nothing is re-transcribed)."""
     with errors():
         grace = grace_for(home)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=as_json,
-        ) as progress:
+        with spinner(quiet=as_json) as progress:
             task = progress.add_task("re-embedding", total=None)
             done = grace.reembed(
                 progress=lambda _key, title: progress.update(task, description=f"re-embedding {title}")
@@ -113,14 +105,7 @@ def eval_(
     from grace_pipelines.search.evaluation import evaluate
 
     with errors():
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=as_json,
-        ) as progress:
+        with spinner(quiet=as_json) as progress:
             task = progress.add_task("ingesting the eval corpus", total=None)
             report = evaluate(
                 set_path,
