@@ -9,7 +9,6 @@ nothing here transcribes or indexes on a side path. It never imports sensors or 
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -25,10 +24,9 @@ from grace_pipelines.db.schema import utcnow
 from grace_pipelines.db.state import StateDB
 from grace_pipelines.engines.clients import Clients, clients_for
 from grace_pipelines.errors import SYSTEM_FAILURE, GraceError
-from grace_pipelines.governance.consent import ConsentError, expand_scope
-from grace_pipelines.governance.consent_records import record_consent
+from grace_pipelines.governance.consent_records import decide
 from grace_pipelines.governance.holds import consent_overview, released
-from grace_pipelines.governance.purge import purge_plan
+from grace_pipelines.governance.purge import requested_plan
 from grace_pipelines.ingest.drop import drop_files
 from grace_pipelines.ingest.inbox import scan_inbox
 from grace_pipelines.ingest.intake import Intake
@@ -204,51 +202,23 @@ class Grace:
         wait: bool = False,
         expires_at: datetime | None = None,
     ) -> list[int]:
-        """Record `party`'s consent for `scope` (optionally until `expires_at`, UTC)."""
-        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= utcnow()):
-            raise GraceError("expires_at must be a timezone-aware time in the future")
-        return self._consent(ref, party, scope, "grant", actor=actor, wait=wait, expires_at=expires_at)
+        """Record `party`'s consent for `scope` (optionally until `expires_at`, UTC); `wait` runs
+        what it released now."""
+        row = self.resolve(ref)
+        ids = decide(self.db, row, party=party, scope=scope, action="grant", actor=actor, expires_at=expires_at)
+        if wait:
+            self.release_waiting([row.key])
+        return ids
 
     def revoke(
         self, ref: str, party: str, scope: str = "all", *, actor: str | None = None, wait: bool = False
     ) -> list[int]:
         """Record a revocation; search stops returning the source at once. The purge runs through
         `purge_job` (consent_sensor launches it; `wait` runs it now)."""
-        ids = self._consent(ref, party, scope, "revoke", actor=actor, wait=False)
-        if wait:
-            self.purge(self.resolve(ref).key, reason=f"consent revoked by {party} ({scope})", only_if_needed=True)
-        return ids
-
-    def _consent(
-        self,
-        ref: str,
-        party: str,
-        scope: str,
-        action: str,
-        *,
-        actor: str | None,
-        wait: bool,
-        expires_at: datetime | None = None,
-    ) -> list[int]:
         row = self.resolve(ref)
-        try:
-            expand_scope(scope)
-        except ConsentError as exc:
-            raise GraceError(str(exc)) from None
-        if party not in row.participants:
-            raise GraceError(f"{party!r} is not a participant of {row.title} ({', '.join(row.participants)})")
-        ids = record_consent(
-            self.db,
-            source_key=row.key,
-            party=party,
-            scope=scope,
-            action=action,
-            method="api" if actor is None else "cli",
-            actor=actor or _whoami(),
-            expires_at=expires_at,
-        )
-        if wait and action == "grant":
-            self.release_waiting([row.key])
+        ids = decide(self.db, row, party=party, scope=scope, action="revoke", actor=actor)
+        if wait:
+            self.purge(row.key, reason=f"consent revoked by {party} ({scope})", only_if_needed=True)
         return ids
 
     def release_waiting(self, keys: Iterable[str]) -> dict[str, bool]:
@@ -280,18 +250,16 @@ class Grace:
         finished = self.recover(wanted={row.key}).receipts.get(row.key)
         if finished and (remove_original is not True or finished["original_removed"]):
             return finished  # an interrupted purge of this source, finished just now
-        row = self.resolve(row.key)
-        plan = purge_plan(
-            self.db, row.key, purge_original_on_revoke=self.settings.purge_original_on_revoke, now=utcnow()
+        plan = requested_plan(
+            self.db,
+            row.key,
+            purge_original_on_revoke=self.settings.purge_original_on_revoke,
+            reason=reason,
+            remove_original=remove_original,
+            only_if_needed=only_if_needed,
         )
         if plan is None:
-            if only_if_needed:
-                return None
-            plan = {"remove_original": False, "reason": reason}
-        if remove_original is not None:
-            plan["remove_original"] = remove_original
-        if not only_if_needed:
-            plan["reason"] = reason
+            return None
         return self.runner.purge(row.key, plan)
 
     # ---- keys, vault, audit -----------------------------------------------------------------
@@ -371,10 +339,3 @@ class Grace:
         report = htm_report(self.db, now, timedelta(seconds=window_s), stages=stages)
         report["markdown"] = markdown(report)
         return report
-
-
-def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database entry (a container): still record something
-        return "unknown"

@@ -86,3 +86,26 @@ def purge_source(
         "original_removed": ORIGINAL in removed_blobs or not blob_store.exists(key, ORIGINAL),
         "at": utcnow().isoformat(),
     }
+
+
+def requested_plan(
+    db: StateDB,
+    key: str,
+    *,
+    purge_original_on_revoke: bool,
+    reason: str,
+    remove_original: bool | None,
+    only_if_needed: bool,
+) -> dict[str, Any] | None:
+    """The plan for a purge a person asked for: what consent no longer covers, or (unless
+    `only_if_needed`) the derived data anyway; `remove_original` overrides the plan's choice."""
+    plan = purge_plan(db, key, purge_original_on_revoke=purge_original_on_revoke, now=utcnow())
+    if plan is None:
+        if only_if_needed:
+            return None
+        plan = {"remove_original": False, "reason": reason}
+    if remove_original is not None:
+        plan["remove_original"] = remove_original
+    if not only_if_needed:
+        plan["reason"] = reason
+    return plan
