@@ -46,7 +46,7 @@ def purge_receipt(
     db = state.db()
     key = context.partition_key
     row = load_row(db, key)
-    entry = db.begin_purge(key, {"remove_original": config.remove_original, "reason": config.reason}, context.run_id)
+    entry = db.begin_purge(key, {"remove_original": config.remove_original, "reason": config.reason}, context.run.run_id)
     plan = entry["plan"] if entry["resumed"] else {"remove_original": config.remove_original, "reason": config.reason}
     remove_original = bool(plan["remove_original"]) or config.remove_original
     reason = plan["reason"] if entry["resumed"] and plan["reason"] != config.reason else config.reason
@@ -66,7 +66,7 @@ def purge_receipt(
         reason=f"{reason}; receipt: "
         + json.dumps({k: receipt[k] for k in ("blobs_removed", "index_rows_removed", "original_removed")}),
     )
-    record(db, actor=f"purge_job:{context.run_id[:8]}", action="purge", subject=key, details=receipt)
+    record(db, actor=f"purge_job:{context.run.run_id[:8]}", action="purge", subject=key, details=receipt)
     db.finish_purge(entry["id"])
     context.log.info(
         f"purged {row.title}: {receipt['index_rows_removed']} index rows, {len(receipt['blobs_removed'])} blobs"
