@@ -46,7 +46,9 @@ def purge_receipt(
     db = state.db()
     key = context.partition_key
     row = load_row(db, key)
-    entry = db.begin_purge(key, {"remove_original": config.remove_original, "reason": config.reason}, context.run.run_id)
+    entry = db.begin_purge(
+        key, {"remove_original": config.remove_original, "reason": config.reason}, context.run.run_id
+    )
     plan = entry["plan"] if entry["resumed"] else {"remove_original": config.remove_original, "reason": config.reason}
     remove_original = bool(plan["remove_original"]) or config.remove_original
     reason = plan["reason"] if entry["resumed"] and plan["reason"] != config.reason else config.reason
