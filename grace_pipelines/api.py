@@ -331,7 +331,7 @@ class Grace:
     def htm(self, window_s: float = 3600.0) -> dict[str, Any]:
         """HTM figures for the last `window_s` seconds (as the `htm_metrics` asset records them)."""
         from grace_pipelines.htm.metrics import htm_report, markdown
-        from grace_pipelines.htm.throughput import stage_throughput
+        from grace_pipelines.runtime.throughput import stage_throughput
 
         now = utcnow()
         with self.instance() as instance:

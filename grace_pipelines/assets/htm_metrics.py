@@ -11,8 +11,8 @@ import dagster as dg
 
 from grace_pipelines.db.schema import utcnow
 from grace_pipelines.htm.metrics import htm_report, markdown, numeric_metadata
-from grace_pipelines.htm.throughput import stage_throughput
 from grace_pipelines.resources import StateResource
+from grace_pipelines.runtime.throughput import stage_throughput
 
 WINDOW = timedelta(hours=1)
 

@@ -5,7 +5,7 @@ the plain clients) wins; otherwise the vault hands out the named secret only wit
 approval for the purpose, and refuses (audited, with the command that approves it) without one.
 
 Here rather than in resources/ so that the plain clients look keys up exactly as the resources
-do, without importing Dagster; grace_pipelines.resources.credentials re-exports it.
+do, without importing Dagster.
 """
 
 from __future__ import annotations

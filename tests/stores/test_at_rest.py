@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from grace_pipelines.api import Grace
-from grace_pipelines.resources.blob_store import BlobError, forget_keyrings
+from grace_pipelines.stores.blobs import BlobError, forget_keyrings
 
 from ..conftest import FIXTURES
 
