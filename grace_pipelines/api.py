@@ -34,14 +34,14 @@ from grace_pipelines.ingest.outcomes import ingest_outcomes
 from grace_pipelines.ingest.scan_records import ScanResult
 from grace_pipelines.ingest.status import SourceStatus, status_for
 from grace_pipelines.jobs import INDEX_STAGE_ASSETS
-from grace_pipelines.runtime.execution import JobRunner, Progress, failure_message
-from grace_pipelines.runtime.instance import dagster_yaml, write_instance_config
+from grace_pipelines.runtime.execution import JobRunner, Progress
+from grace_pipelines.runtime.instance import write_instance_config
 from grace_pipelines.runtime.recovery import RecoveryReport
 from grace_pipelines.search.retrieval import Retriever, SearchResult
 from grace_pipelines.settings import GraceSettings, load_settings
 from grace_pipelines.stores.blobs import keyring_for
 
-__all__ = ["SYSTEM_FAILURE", "Grace", "GraceError", "SearchResult", "SourceStatus", "dagster_yaml", "failure_message"]
+__all__ = ["SYSTEM_FAILURE", "Grace", "GraceError", "SearchResult", "SourceStatus"]
 
 
 class Grace:

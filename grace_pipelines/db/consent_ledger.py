@@ -4,23 +4,16 @@ What they mean (who is missing, expiry) is policy: grace_pipelines.governance.co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
-
 from grace_pipelines.db.records import ConsentEvent
+from grace_pipelines.db.repository import Repository
 from grace_pipelines.db.schema import consent_table, utcnow
 
 
-class ConsentLedger:
+class ConsentLedger(Repository):
     """The consent_events table (mixed into StateDB)."""
-
-    engine: Engine
-
-    def begin(self) -> AbstractContextManager[Connection]:  # StateDB's
-        raise NotImplementedError
 
     def append_consent(
         self,

@@ -3,22 +3,16 @@ interrupted is found and finished by the next entry point (grace_pipelines.runti
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
 
+from grace_pipelines.db.repository import Repository
 from grace_pipelines.db.schema import Stage, purge_journal_table, sources_table, utcnow
 
 
-class PurgeJournal:
+class PurgeJournal(Repository):
     """The purge_journal table (mixed into StateDB)."""
-
-    engine: Engine
-
-    def begin(self) -> AbstractContextManager[Connection]:  # StateDB's
-        raise NotImplementedError
 
     def begin_purge(self, key: str, plan: dict[str, Any], run_id: str | None) -> dict[str, Any]:
         """Write the purge down before anything is removed (or take over an unfinished one,

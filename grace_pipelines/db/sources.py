@@ -4,14 +4,13 @@ and the quarantine log of files refused on their content."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
 
 from grace_pipelines.db.records import SourceRow
+from grace_pipelines.db.repository import Repository
 from grace_pipelines.db.schema import (
     STAGES,
     Stage,
@@ -21,13 +20,8 @@ from grace_pipelines.db.schema import (
 )
 
 
-class SourceRepository:
+class SourceRepository(Repository):
     """Sources and the quarantine log (mixed into StateDB)."""
-
-    engine: Engine
-
-    def begin(self) -> AbstractContextManager[Connection]:  # StateDB's
-        raise NotImplementedError
 
     def register_source(
         self,
