@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("search_latency", "search_latency.py", {}, 420),
     ("drop_to_searchable", "drop_to_searchable.py", {}, 600),
     ("drop_to_searchable_tuned", "drop_to_searchable.py", {"BENCH_DROP_TUNED": "1"}, 600),
+    ("quality_cost", "quality_cost.py", {}, 900),  # 20 ingests, quality_job cold/warm, 6 drops in fresh processes
 ]
 DEFAULT_TIMEOUT = 300
 

@@ -33,7 +33,7 @@ from grace_pipelines.ingest.intake import Intake
 from grace_pipelines.ingest.outcomes import ingest_outcomes
 from grace_pipelines.ingest.scan_records import ScanResult
 from grace_pipelines.ingest.status import SourceStatus, status_for
-from grace_pipelines.jobs import INDEX_STAGE_ASSETS
+from grace_pipelines.playbooks.facade import PlaybooksMixin
 from grace_pipelines.runtime.execution import JobRunner, Progress
 from grace_pipelines.runtime.instance import write_instance_config
 from grace_pipelines.runtime.recovery import RecoveryReport
@@ -44,7 +44,7 @@ from grace_pipelines.stores.blobs import keyring_for
 __all__ = ["SYSTEM_FAILURE", "Grace", "GraceError", "SearchResult", "SourceStatus"]
 
 
-class Grace:
+class Grace(PlaybooksMixin):
     """Grace for one GRACE_HOME. `Grace(home)`; pass `instance=` to use a given Dagster instance."""
 
     search_warnings: list[str] = []  # what the last search skipped and why (a damaged source)
@@ -224,10 +224,10 @@ class Grace:
     def release_waiting(self, keys: Iterable[str]) -> dict[str, bool]:
         """Run now what consent was holding (what consent_sensor does under the daemon)."""
         outcome: dict[str, bool] = {}
-        for row, index_only in released(self.db, self.clients.blob_store, keys):
+        for row, allowed in released(self.db, self.clients.blob_store, keys):
             outcome.update(
                 self.run_sources(
-                    [row.key], asset_selection=INDEX_STAGE_ASSETS if index_only else None, tags={tag.TRIGGER: "consent"}
+                    [row.key], asset_selection=[dg.AssetKey(a) for a in allowed.assets], tags={tag.TRIGGER: "consent"}
                 )
             )
         return outcome
@@ -266,6 +266,40 @@ class Grace:
     def rotate_keys(self) -> dict[str, Any]:
         """Materialize `keyring` (rotate, re-wrap, verify, retire) on the GRACE_HOME instance."""
         return self.runner.rotate_keys()
+
+    def refresh_layers(self) -> dict[str, Any]:
+        """Run `layers_job` now, in process (the control room's four layered views, which
+        `layers_schedule` refreshes every 15 minutes); returns the run, the assets and each check."""
+        from grace_pipelines.runtime.execution import failure_message
+        from grace_pipelines.runtime.recovery import run_tags
+
+        job = self.defs.resolve_job_def("layers_job")
+        with self.instance() as instance:
+            result = job.execute_in_process(
+                instance=instance,
+                tags={tag.TRIGGER: "refresh", **run_tags()},
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": self.log_level}}}},
+            )
+        return {
+            "run_id": result.run_id,
+            "success": result.success,
+            "error": None if result.success else failure_message(result),
+            "assets": sorted(
+                e.step_materialization_data.materialization.asset_key.to_user_string()
+                for e in result.get_asset_materialization_events()
+            ),
+            "checks": [
+                {
+                    "asset": e.asset_key.to_user_string(),
+                    "check": e.check_name,
+                    "passed": e.passed,
+                    "severity": e.severity.value,
+                    "description": e.description,
+                }
+                for e in result.get_asset_check_evaluations()
+            ],
+        }
 
     def key_status(self) -> dict[str, Any]:
         from grace_pipelines.crypto.rotation import status
@@ -339,3 +373,49 @@ class Grace:
         report = htm_report(self.db, now, timedelta(seconds=window_s), stages=stages)
         report["markdown"] = markdown(report)
         return report
+
+    # ---- intents ------------------------------------------------------------------------------
+    def submit_intent(
+        self,
+        kind: str,
+        sources: Sequence[str | Path] = (),
+        *,
+        by: str | None = None,
+        model: str | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Ask for `searchable` (these sources or files, by `by`), `notify` (tell me when they are
+        searchable) or `reembed` (everything with `model`, by `by`); see intents/service.py."""
+        from grace_pipelines.intents.service import submit_request
+
+        embedder = lambda: self.clients.embedder  # noqa: E731 - built only for a reembed intent
+        return submit_request(
+            self.db,
+            self.settings,
+            kind,
+            sources,
+            by=by,
+            model=model,
+            embedder=embedder,
+            description=description,
+            actor=actor or "api",
+            now=now or utcnow(),
+        )
+
+    def intent_status(self, intent_id: int) -> dict[str, Any]:
+        """Progress now (done/total, failures and pending with reasons), projection, event times."""
+        from grace_pipelines.intents.service import status_of
+
+        return status_of(self.db, self.settings, intent_id, utcnow())
+
+    def intents(self, open_only: bool = False) -> list[dict[str, Any]]:
+        from grace_pipelines.intents.service import overview
+
+        return overview(self.db, self.settings, utcnow(), open_only=open_only)
+
+    def cancel_intent(self, intent_id: int, actor: str | None = None) -> dict[str, Any]:
+        from grace_pipelines.intents.service import cancel
+
+        return cancel(self.db, self.settings, intent_id, actor=actor or "api", now=utcnow())

@@ -5,9 +5,10 @@
   voice memos pay for one run start (process, imports, models) instead of 200 (measured 4.6x).
   The batch's keys come in run config (any keys, no partition range to over-select); per key it
   reports what a single run would: an `AssetMaterialization` per asset with the key's partition
-  and an `AssetCheckEvaluation` of the two blocking consent checks. A key leaves the chain at its
-  first failure or failed check (its state says why), the others go on, and the run fails at
-  the end naming the keys that failed.
+  and an `AssetCheckEvaluation` of the two consent checks it passed. A key still awaiting
+  consent (or a scanned document with no text layer) is held: sealed, its state says why, no
+  failed check and no failure. A key that fails leaves the chain (its state says why), the
+  others go on, and the run fails at the end naming the keys that failed.
 - `purge_job`, `key_rotation_job`, `search_index_job`, `htm_metrics_job`.
 Sensors, schedules and the facade's runner build requests here, never by hand.
 """
@@ -21,8 +22,10 @@ from grace_pipelines import tags as tag
 from grace_pipelines.db.records import SourceRow
 from grace_pipelines.db.schema import Stage
 from grace_pipelines.engines.transcription import EngineUnavailable
+from grace_pipelines.governance.holds import CONSENT_CHECKS, Allowed
 from grace_pipelines.htm.dispatcher import Launch
 from grace_pipelines.ingest.stages import (
+    SourceHeld,
     embedding_rows,
     make_chunks,
     make_transcript,
@@ -45,15 +48,13 @@ INDEX_STAGE_ASSETS = [dg.AssetKey("chunks"), dg.AssetKey("embeddings")]  # what 
 
 
 def build_ingest_job(ingest_assets: list[dg.AssetsDefinition], settings: GraceSettings):
+    # the assets and their consent checks only: data-quality checks run in their own job, after
+    # the source is searchable, so they never add to drop-to-searchable
+    consent_checks = [dg.AssetCheckKey(dg.AssetKey(a), name) for a, name in CONSENT_CHECKS]
     return dg.define_asset_job(
         INGEST_JOB,
-        selection=dg.AssetSelection.assets(*ingest_assets),
+        selection=dg.AssetSelection.assets(*ingest_assets).without_checks() | dg.AssetSelection.checks(*consent_checks),
         description="One source from its stored bytes to searchable vectors, gated by consent checks.",
-        config={
-            "ops": {
-                "chunks": {"config": {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}}
-            }
-        },
     )
 
 
@@ -126,16 +127,23 @@ def ingest_batch(
         try:
             metadata, check = store_source(key, blob_store, db)
             yield dg.AssetMaterialization("source", partition=key, metadata=metadata)
-            yield _evaluation(check, "source", key)
-            if not check.passed:
+            if not check.passed:  # a hold, not a failure: sealed, and consent_sensor goes on once granted
                 held += 1
-                continue  # waits for consent; consent_sensor launches it once granted
-            metadata, check = make_transcript(key, transcriber, blob_store, db, context.log, budget=extraction.budget())
+                continue
+            yield _evaluation(check, "source", key)
+            try:
+                metadata, check = make_transcript(
+                    key, transcriber, blob_store, db, context.log, budget=extraction.budget()
+                )
+            except SourceHeld as exc:  # e.g. a scanned PDF with no text layer: held with its reason
+                yield dg.AssetObservation("transcript", partition=key, metadata={"held": str(exc.stage)})
+                held += 1
+                continue
             yield dg.AssetMaterialization("transcript", partition=key, metadata=metadata)
-            yield _evaluation(check, "transcript", key)
             if not check.passed:
                 held += 1
                 continue
+            yield _evaluation(check, "transcript", key)
             metadata = make_chunks(key, blob_store, db, config.chunk_chars, config.chunk_overlap)
             yield dg.AssetMaterialization("chunks", partition=key, metadata=metadata)
             pending[key] = embedding_rows(key, embedder, blob_store, db)
@@ -153,7 +161,7 @@ def ingest_batch(
             yield dg.AssetMaterialization("embeddings", partition=key, metadata=metadata)
     context.log.info(
         f"batch of {len(config.keys)}: {len(config.keys) - len(failed) - held} searchable, "
-        f"{held} held for consent, {len(failed)} failed"
+        f"{held} held (consent or no text layer), {len(failed)} failed"
     )
     if failed:
         listed = "; ".join(f"{k}: {why}" for k, why in list(failed.items())[:20])
@@ -177,12 +185,21 @@ def run_requests_for(launch: Launch, settings: GraceSettings) -> list[dg.RunRequ
         tag.SIZE_CLASS: launch.size_class,
         tag.ROUTE: launch.reason[:60],
         tag.PRIORITY: str(launch.priority),
+        **launch.tags,  # e.g. grace/intent: the intents its keys serve
     }
+    if launch.title:
+        tags[tag.TITLE] = tag.title_tag(launch.title, len(launch.keys) - 1)
     if len(launch.keys) == 1:
         key = launch.keys[0]
+        if launch.hold:
+            tags[tag.HOLD] = launch.hold
         return [
             dg.RunRequest(
-                run_key=launch.run_key, partition_key=key, job_name=INGEST_JOB, tags={**tags, tag.SOURCE: key}
+                run_key=launch.run_key,
+                partition_key=key,
+                job_name=INGEST_JOB,
+                tags={**tags, tag.SOURCE: key},
+                **selection_args(launch.assets, launch.checks),
             )
         ]
     chunking = {"chunk_chars": settings.chunk_chars, "chunk_overlap": settings.chunk_overlap}
@@ -206,25 +223,58 @@ def purge_request(key: str, plan: dict[str, Any], run_key: str) -> dg.RunRequest
     )
 
 
-def resume_request(item: Resume, row: SourceRow | None, run_tag: str) -> dg.RunRequest:
-    """A run request that takes one stuck source on from its last completed stage."""
+def resume_request(item: Resume, row: SourceRow | None, run_tag: str, allowed: Allowed | None = None) -> dg.RunRequest:
+    """A run request that takes one stuck source on from its last completed stage, as far as
+    consent allows (`allowed`, already narrowed to the stages left)."""
+    tags = {tag.SOURCE: item.key, tag.ORIGIN: row.origin if row else "manual", tag.TRIGGER: "recovery"}
+    if row is not None:
+        tags[tag.TITLE] = tag.title_tag(row.title)
+    if allowed is None:
+        return dg.RunRequest(
+            run_key=f"resume:{item.key}:{item.stage}:{run_tag}",
+            job_name=INGEST_JOB,
+            partition_key=item.key,
+            asset_selection=[dg.AssetKey(a) for a in item.assets],
+            tags=tags,
+        )
     return dg.RunRequest(
         run_key=f"resume:{item.key}:{item.stage}:{run_tag}",
         job_name=INGEST_JOB,
         partition_key=item.key,
-        asset_selection=[dg.AssetKey(a) for a in item.assets],
-        tags={tag.SOURCE: item.key, tag.ORIGIN: row.origin if row else "manual", tag.TRIGGER: "recovery"},
+        tags=tags,
+        **selection_args(allowed.assets, allowed.checks),
     )
 
 
-def consent_release_request(row: SourceRow, index_only: bool, run_tag: str) -> dg.RunRequest:
-    """Work consent was holding: the whole graph, or only the index stages once a transcript exists."""
+def selection_args(assets: tuple[str, ...] | None, checks: tuple[tuple[str, str], ...] | None) -> dict[str, Any]:
+    """RunRequest arguments for a share of the ingest graph: the assets, and exactly the checks
+    named (so a consent check still awaited is not evaluated and cannot turn the run red)."""
+    if assets is None:
+        return {}
+    return {
+        "asset_selection": [dg.AssetKey(a) for a in assets],
+        "asset_check_keys": [dg.AssetCheckKey(dg.AssetKey(a), name) for a, name in (checks or ())],
+    }
+
+
+def consent_release_request(row: SourceRow, allowed: Allowed, run_tag: str) -> dg.RunRequest:
+    """Work consent was holding, as far as consent now allows: the rest of the graph (or only
+    `transcript` while `index` is still awaited), or only the index stages once a transcript exists."""
+    tags = {
+        tag.ORIGIN: row.origin,
+        tag.KIND: row.kind,
+        tag.SOURCE: row.key,
+        tag.TITLE: tag.title_tag(row.title),
+        tag.TRIGGER: "consent",
+    }
+    if allowed.held:
+        tags[tag.HOLD] = "consent:index"
     return dg.RunRequest(
         run_key=f"consent:{row.key}:{run_tag}",
         job_name=INGEST_JOB,
         partition_key=row.key,
-        asset_selection=INDEX_STAGE_ASSETS if index_only else None,
-        tags={tag.ORIGIN: row.origin, tag.KIND: row.kind, tag.SOURCE: row.key, tag.TRIGGER: "consent"},
+        tags=tags,
+        **selection_args(None if allowed.complete else allowed.assets, allowed.checks),
     )
 
 
@@ -237,3 +287,15 @@ def reembed_request(key: str, model: str) -> dg.RunRequest:
         asset_selection=[dg.AssetKey("embeddings")],
         tags={tag.SOURCE: key, tag.ORIGIN: "schedule", tag.REASON: "reembed", tag.EMBEDDING_MODEL: model},
     )
+
+
+# ---- the control room's layered views ----------------------------------------------------------
+LAYER_GROUPS = ("ops", "orchestration", "intent")  # every asset of these groups is a metric
+LAYER_DEV_ASSETS = ("data_quality", "versions")  # of `dev`: not the playbook_<name> assets (they act)
+
+layers_job = dg.define_asset_job(
+    "layers_job",
+    selection=dg.AssetSelection.groups(*LAYER_GROUPS) | dg.AssetSelection.assets(*LAYER_DEV_ASSETS),
+    description="Refresh the control room's layered views: ops health, quarantine, SLA tiers, HTM metrics, "
+    "intents, search quality, data quality, versions.",
+)

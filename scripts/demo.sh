@@ -33,4 +33,10 @@ grace keys status
 grace consent revoke migration.wav --party me --scope all --wait
 grace search "Which database are we moving to?" -k 1
 grace audit verify
-printf '\nOpen the control room with: GRACE_HOME=%s make dev\n' "$GRACE_HOME"
+say "the control room's layered views (ops, orchestration, intent, dev), refreshed now"
+grace layers
+
+say "a playbook: HTM timing and sizing (SLA compliance, latency, queue, starvation), run now"
+grace playbooks run htm_timing_and_sizing
+
+printf '\nOpen the control room (asset groups ops, orchestration, intent and dev; see docs/control_room.md) with:\n  GRACE_HOME=%q make dev\n' "$GRACE_HOME"

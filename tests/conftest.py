@@ -178,12 +178,18 @@ class Driver:
         done = []
         for request in requests:
             job = self.defs.resolve_job_def(request.job_name or "ingest_job")
+            selection = request.asset_selection
+            if request.asset_check_keys is not None:  # exactly these checks, as the daemon's run would
+                job = job.get_subset(
+                    asset_selection=set(selection or ()), asset_check_selection=set(request.asset_check_keys)
+                )
+                selection = None
             done.append(
                 job.execute_in_process(
                     instance=self.instance,
                     run_config=request.run_config or None,
                     partition_key=request.partition_key,
-                    asset_selection=request.asset_selection,
+                    asset_selection=selection,
                     tags=request.tags,
                     raise_on_error=False,
                 )

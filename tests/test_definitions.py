@@ -25,8 +25,9 @@ def test_every_asset_has_docstring_group_and_kinds(tmp_path) -> None:
         assert spec.description and len(spec.description) > 20, f"{spec.key} lacks a docstring"
         assert spec.group_name and spec.group_name != "default", f"{spec.key} lacks a group"
         assert spec.kinds, f"{spec.key} lacks kinds"
-        if spec.key.to_user_string() not in ("keyring", "search_index", "htm_metrics"):  # one each, not per source
-            assert spec.partitions_def is not None and spec.partitions_def.name == "sources"
+        per_source = spec.group_name in ("ingest", "index") and spec.key.to_user_string() != "search_index"
+        if per_source or spec.key.to_user_string() == "purge_receipt":  # the rest: one each, not per source
+            assert spec.partitions_def is not None and spec.partitions_def.name == "sources", spec.key
 
 
 def test_consent_checks_are_blocking() -> None:
@@ -73,8 +74,13 @@ def test_workspace_and_pyproject_load_with_the_dagster_cli(tmp_path) -> None:
         assert "All code locations passed validation" in done.stdout + done.stderr
 
 
-def test_key_rotation_is_scheduled_weekly() -> None:
-    schedule = defs().resolve_schedule_def("key_rotation_schedule")
-    assert schedule.cron_schedule == "0 3 * * 0"
+def test_key_rotation_is_scheduled_weekly_by_its_playbook() -> None:
+    # playbooks/crypto_key_persistence.yaml replaced the hard-coded key_rotation_schedule
+    d = defs()
+    schedule = d.resolve_schedule_def("playbook_crypto_key_persistence_schedule")
+    assert schedule.cron_schedule == "0 3 * * 0" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert schedule.job_name == "key_rotation_job"
+    assert schedule.job_name == "playbook_crypto_key_persistence_job"
+    names = {s.name for s in d.schedules}
+    assert not names & {"key_rotation_schedule", "search_index_schedule", "htm_metrics_schedule"}
+    assert {"playbook_search_index_schedule", "playbook_htm_timing_and_sizing_schedule"} <= names

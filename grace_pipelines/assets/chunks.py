@@ -9,12 +9,14 @@ import dagster as dg
 from grace_pipelines.assets.transcript import transcript
 from grace_pipelines.ingest.stages import make_chunks
 from grace_pipelines.partitions import sources_partitions
-from grace_pipelines.resources import BlobStore, StateResource
+from grace_pipelines.resources import BlobStore, Chunking, StateResource
 
 
 class ChunkingConfig(dg.Config):
-    chunk_chars: int = 500
-    chunk_overlap: int = 100
+    """Overrides for one run (the launchpad); unset: the `chunking` resource (GRACE_HOME's settings)."""
+
+    chunk_chars: int | None = None
+    chunk_overlap: int | None = None
 
 
 @dg.asset(
@@ -24,9 +26,13 @@ class ChunkingConfig(dg.Config):
     deps=[transcript],
 )
 def chunks(
-    context: dg.AssetExecutionContext, config: ChunkingConfig, blob_store: BlobStore, state: StateResource
+    context: dg.AssetExecutionContext,
+    config: ChunkingConfig,
+    chunking: Chunking,
+    blob_store: BlobStore,
+    state: StateResource,
 ) -> dg.MaterializeResult:
     """Overlapping sentence-aware chunks of the transcript, each with its time window or lines."""
-    return dg.MaterializeResult(
-        metadata=make_chunks(context.partition_key, blob_store, state.db(), config.chunk_chars, config.chunk_overlap)
-    )
+    size = config.chunk_chars if config.chunk_chars is not None else chunking.chunk_chars
+    overlap = config.chunk_overlap if config.chunk_overlap is not None else chunking.chunk_overlap
+    return dg.MaterializeResult(metadata=make_chunks(context.partition_key, blob_store, state.db(), size, overlap))

@@ -17,7 +17,7 @@ from grace_pipelines.runtime.throughput import stage_throughput
 WINDOW = timedelta(hours=1)
 
 
-@dg.asset(group_name="operations", kinds={"python", "sqlite"})
+@dg.asset(group_name="orchestration", kinds={"python", "sqlite"})
 def htm_metrics(context: dg.AssetExecutionContext, state: StateResource) -> dg.MaterializeResult:
     """Throughput, latency, SLA compliance, queue depth and starvation over the last hour."""
     db = state.db()

@@ -4,8 +4,9 @@ Materializing it rotates: a new key becomes active, every blob's (and every vaul
 data key is re-wrapped
 under it (the data itself is not re-encrypted), every blob is verified to decrypt, then the
 old key is retired (its material destroyed). An interrupted rotation resumes on the next run
-and no blob is ever unreadable in between (grace_pipelines.crypto.rotation). The weekly
-`key_rotation_schedule` and `grace keys rotate` both materialize it.
+and no blob is ever unreadable in between (grace_pipelines.crypto.rotation). `grace keys
+rotate` materializes it; the weekly `crypto_key_persistence` playbook rotates through the same
+code when the active key is older than its limit (playbooks/crypto_key_persistence.yaml).
 """
 
 import dagster as dg

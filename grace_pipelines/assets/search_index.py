@@ -4,7 +4,7 @@ Compaction folds the many small fragments each upsert leaves into few, new rows 
 keyword index, and once the table is large enough (settings `ann_min_rows`, default 50,000)
 an IVF_HNSW_SQ vector index is built (rebuilt when more than a tenth of the rows are outside
 it). Below the threshold exact search is both exact and fast enough. Runs daily at 02:00 UTC
-(`search_index_schedule`) in the same pool as the writers.
+(the `search_index` playbook, playbooks/search_index.yaml) in the same pool as the writers.
 """
 
 import dagster as dg

@@ -1,4 +1,5 @@
-"""`grace doctor | dev`: health and repair after faults; the Dagster UI and daemon on 127.0.0.1."""
+"""`grace doctor | dev | layers`: health and repair after faults; the Dagster UI and daemon on
+127.0.0.1; the control room's layered views refreshed now."""
 
 from __future__ import annotations
 
@@ -79,4 +80,48 @@ def dev(
         str(port),
     ]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (GRACE_HOME={grace.settings.home})")
+    _refresh_layers_in_background(env, grace.settings.dagster_home / "layers-refresh.log")
     os.execvpe(argv[0], argv, env)
+
+
+def _refresh_layers_in_background(env: dict[str, str], log: Path) -> None:
+    """Materialize the layered views once at start, in a child process (1-3 s the UI need not
+    wait for), so a fresh control room is not full of "never materialized"; `layers_schedule`
+    keeps them fresh. The child outlives this process's exec; its errors go to `log`."""
+    import subprocess
+
+    code = "from grace_pipelines.api import Grace; Grace().refresh_layers()"
+    with open(log, "ab") as sink:
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
+
+
+@app.command()
+def layers(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    home: Path | None = HomeOption,
+) -> None:
+    """Refresh the control room's layered views now (ops, orchestration, intent, dev: what
+    `layers_schedule` does every 15 minutes) and list their checks. Exit 1 if an ERROR check
+    failed (a WARN is reported, not an exit code)."""
+    with errors():
+        report = grace_for(home).refresh_layers()
+    if as_json:
+        emit_json(report)
+    else:
+        for check in report["checks"]:
+            mark = "[green]ok[/]" if check["passed"] else f"[red]{check['severity'].lower()}[/]"
+            where = escape(f"{check['asset']}.{check['check']}")
+            out.print(f"{mark} {where}: {escape(check['description'] or '-')}", highlight=False)
+        out.print(f"{len(report['assets'])} views refreshed (run {report['run_id'][:8]}); open them with `grace dev`")
+    if not report["success"]:
+        err.print(f"[bold red]system failure:[/] layers_job failed: {escape(report['error'] or 'see the run')}")
+        raise typer.Exit(2)
+    if any(not c["passed"] and c["severity"] == "ERROR" for c in report["checks"]):
+        raise typer.Exit(1)

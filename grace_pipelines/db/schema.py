@@ -210,3 +210,32 @@ DONE_STAGES = (Stage.SEARCHABLE, Stage.FAILED, Stage.PURGED, Stage.NO_TEXT_LAYER
 QUEUED_STAGES = (Stage.REGISTERED,)
 # held until consent (or a new grant after a purge) lets the work go on: consent_sensor's watch
 HELD_STAGES = (Stage.AWAITING_CONSENT, Stage.PURGED)
+
+# ---- intents: a requested outcome with a deadline (grace_pipelines/intents) ---------------------
+intents_table = sa.Table(
+    "intents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # searchable | notify | reembed
+    sa.Column("description", sa.Text, nullable=False),  # file titles and the deadline, never content
+    sa.Column("deadline", UTCDateTime, nullable=True),  # None: a notify without a deadline
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | done | failed | overdue | cancelled
+    sa.Column("model", sa.String(64), nullable=True),  # reembed: the embedder's code version
+    sa.Column("done", sa.Integer, nullable=False, default=0),  # the last progress recorded
+    sa.Column("total", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Column("progress_at", UTCDateTime, nullable=True),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.Column("overdue_at", UTCDateTime, nullable=True),  # set once: the overdue event fired
+    sa.Column("notified_at", UTCDateTime, nullable=True),  # set once: the completion event fired
+)
+
+intent_sources_table = sa.Table(
+    "intent_sources",
+    metadata,
+    sa.Column("intent_id", sa.Integer, sa.ForeignKey("intents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("source_key", sa.String(16), primary_key=True, index=True),  # may precede its registration
+    sa.Column("title", sa.Text, nullable=True),  # the file's title when submitted (before the inbox knows it)
+)

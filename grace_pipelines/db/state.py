@@ -3,7 +3,7 @@
 SQLite (a file in GRACE_HOME) by default, the same code on PostgreSQL when
 `GRACE_DATABASE_URL` is set. The Dagster instance keeps runs and materializations; this keeps
 what Dagster does not model: the sources, who consented to what, why a file was refused, the
-HTM ledger and the purge journal. One repository module per concern, mixed in here so callers
+HTM ledger, the purge journal and intents. One repository module per concern, mixed in here so callers
 hold one object; the audit log and the vault (governance/) build on it, never the reverse.
 """
 
@@ -16,11 +16,12 @@ from sqlalchemy.engine import Connection
 
 from grace_pipelines.db.consent_ledger import ConsentLedger
 from grace_pipelines.db.engine import engine_for
+from grace_pipelines.db.intents import IntentRepository
 from grace_pipelines.db.purge_journal import PurgeJournal
 from grace_pipelines.db.sources import SourceRepository
 
 
-class StateDB(SourceRepository, ConsentLedger, PurgeJournal):
+class StateDB(SourceRepository, ConsentLedger, PurgeJournal, IntentRepository):
     """Cheap to construct; engines are shared per URL."""
 
     def __init__(self, url: str, keys_dir: str | None = None) -> None:

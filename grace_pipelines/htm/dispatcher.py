@@ -14,12 +14,14 @@ No Dagster here: the sensors and schedules turn `Launch`es into run requests.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.db.intents import intent_tags
 from grace_pipelines.db.records import SourceRow
 from grace_pipelines.db.state import StateDB
+from grace_pipelines.governance.holds import allowed_work
 from grace_pipelines.htm import (
     OffPeak,
     deadline,
@@ -47,6 +49,13 @@ class Launch:
     reason: str
     run_key: str
     urgent: bool = False
+    title: str = ""  # the first source's title, for the run's `grace/title` tag
+    # a single source's share of the graph that consent allows (governance/holds.allowed_work):
+    # None is the whole graph with its checks; a batch decides per key itself
+    assets: tuple[str, ...] | None = None
+    checks: tuple[tuple[str, str], ...] | None = None
+    hold: str | None = None  # "consent": the run only seals the bytes of a held source
+    tags: dict[str, str] = field(default_factory=dict)  # extra run tags: `grace/intent` of its keys' intents
 
 
 def offpeak(settings: GraceSettings) -> OffPeak:
@@ -81,7 +90,20 @@ def launch(ledger: Ledger, launch_: Launch, now: datetime, route_name: str) -> L
     if not claimed:
         return None
     launch_.keys = claimed
+    launch_.tags.update(intent_tags(ledger.db, claimed))
     ledger.record_launch(launch_, now)
+    row = ledger.db.get_source(claimed[0]) if len(claimed) == 1 else None
+    return with_consent(ledger.db, row, launch_) if row is not None else launch_
+
+
+def with_consent(db: StateDB, row: SourceRow, launch_: Launch) -> Launch:
+    """`launch_` narrowed to what consent allows for its one source, titled: a source awaiting
+    someone runs as a green hold that seals its bytes, never as a failing consent check."""
+    allowed = allowed_work(db, row)
+    launch_.title = row.title
+    if not allowed.complete:
+        launch_.assets, launch_.checks = allowed.assets, allowed.checks
+        launch_.hold = "consent" if allowed.assets == ("source",) else "consent:index"
     return launch_
 
 
@@ -198,6 +220,7 @@ def _launch_batches(
                     reason=f"batch of {len(keys)} tiny source(s)",
                     run_key=f"batch:{keys[0]}:{stamp}",
                     urgent=urgent,
+                    title=batch[0][0].title,
                 ),
                 now,
                 "batch",
@@ -212,13 +235,18 @@ def _launch_batches(
 def _reemitted(ledger: Ledger, now: datetime) -> list[Launch]:
     """The claimed sources whose run never started, requested again under their run key."""
     return [
-        Launch(
-            keys=[row.key],
-            origin=row.origin,
-            size_class=row.size_class or "normal",
-            priority=row.priority or 0,
-            reason="re-requested",
-            run_key=str(row.run_key),
+        with_consent(
+            ledger.db,
+            row,
+            Launch(
+                keys=[row.key],
+                origin=row.origin,
+                size_class=row.size_class or "normal",
+                priority=row.priority or 0,
+                reason="re-requested",
+                run_key=str(row.run_key),
+                tags=intent_tags(ledger.db, [row.key]),
+            ),
         )
         for row in ledger.stuck(now - REEMIT_AFTER)
     ]

@@ -19,6 +19,7 @@ from grace_pipelines.engines.transcription import EngineUnavailable, Transcripti
 from grace_pipelines.ingest.consent_gate import (
     consent_check_result,
     load_row,
+    missing_for,
     require_consent,
 )
 from grace_pipelines.ingest.media import MediaError
@@ -29,6 +30,15 @@ from grace_pipelines.text.keywords import blind_tokens
 
 if TYPE_CHECKING:  # the resources (or plain clients) the stages are handed
     from grace_pipelines.resources import BlobStore, Embedder, Transcriber, VectorStore
+
+
+class SourceHeld(Exception):
+    """The source cannot go further and nothing is broken: a scanned document with no text
+    layer. The stage records why; the run ends green with nothing downstream materialized."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
 
 
 def store_source(key: str, blob_store: BlobStore, db: StateDB) -> tuple[dict[str, Any], dg.AssetCheckResult]:
@@ -58,6 +68,7 @@ def store_source(key: str, blob_store: BlobStore, db: StateDB) -> tuple[dict[str
     if db.get_source(key).stage in (Stage.REGISTERED, Stage.FAILED):  # type: ignore[union-attr]
         db.set_stage(key, Stage.STORED)
     check = consent_check_result(db, row, "transcribe")
+    awaiting = [] if check.passed else missing_for(db, row, "transcribe")
     metadata = {
         "bytes": row.bytes,
         "duration_s": float(row.duration_s or 0.0),
@@ -68,6 +79,9 @@ def store_source(key: str, blob_store: BlobStore, db: StateDB) -> tuple[dict[str
         "title": row.title,
         "participants": len(row.participants),
         "copied_from_inbox": copied,
+        # a hold shows as what it is: how many parties are awaited, and who (names, never content)
+        "awaiting_parties": len(awaiting),
+        "awaiting": ", ".join(awaiting) or "nobody",
     }
     return metadata, check
 
@@ -136,7 +150,7 @@ def make_transcript(
         raise  # a system failure: the run fails and the source is not blamed
     except NoTextLayer as exc:
         db.set_stage(key, Stage.NO_TEXT_LAYER, reason=str(exc))
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        raise SourceHeld(Stage.NO_TEXT_LAYER, str(exc)) from None
     except (TranscriptionError, MediaError) as exc:
         db.set_stage(key, Stage.FAILED, reason=str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from None

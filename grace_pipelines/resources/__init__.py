@@ -26,6 +26,7 @@ import dagster as dg
 from grace_pipelines.engines.clients import blob_config, chunk_table_for, index_config, require_known_dim
 from grace_pipelines.resources.alerts import Alerts
 from grace_pipelines.resources.blob_store import BlobStore
+from grace_pipelines.resources.chunking import Chunking
 from grace_pipelines.resources.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder, embedder_for
 from grace_pipelines.resources.extraction import Extraction
 from grace_pipelines.resources.state import StateResource
@@ -43,6 +44,7 @@ from grace_pipelines.text.budget import ExtractBudget
 __all__ = [
     "Alerts",
     "BlobStore",
+    "Chunking",
     "Embedder",
     "Extraction",
     "FasterWhisperTranscriber",
@@ -77,5 +79,6 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
         "blob_store": BlobStore(**blob_config(settings)),
         "state": StateResource(url=settings.state_url, keys_dir=str(settings.keys_dir)),
         "extraction": Extraction.from_budget(ExtractBudget.from_settings(settings)),
+        "chunking": Chunking(chunk_chars=settings.chunk_chars, chunk_overlap=settings.chunk_overlap),
         "alerts": Alerts(webhook_url=_webhook(settings)),
     }

@@ -19,9 +19,11 @@ import dagster as dg
 
 from grace_pipelines import tags as tag
 from grace_pipelines.db.htm_ledger import Ledger
+from grace_pipelines.db.intents import intent_tags
 from grace_pipelines.db.schema import Stage, utcnow
 from grace_pipelines.db.state import StateDB
 from grace_pipelines.errors import SYSTEM_FAILURE
+from grace_pipelines.governance.holds import Allowed, allowed_work
 from grace_pipelines.runtime.instance import open_instance
 from grace_pipelines.runtime.recovery import (
     RESUME_SELECTION,
@@ -45,6 +47,16 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str | None:
                 error = error.cause
             return error.message.strip().splitlines()[0]
     return None
+
+
+def _subset(job: dg.JobDefinition, allowed: Allowed) -> dg.JobDefinition:
+    """`ingest_job` cut to what consent allows: its assets and exactly its checks."""
+    if allowed.complete:
+        return job
+    return job.get_subset(
+        asset_selection={dg.AssetKey(a) for a in allowed.assets},
+        asset_check_selection={dg.AssetCheckKey(dg.AssetKey(a), name) for a, name in allowed.checks},
+    )
 
 
 class JobRunner:
@@ -107,7 +119,7 @@ class JobRunner:
         job = self._defs().resolve_job_def("ingest_job")
         # launched here and now: the dispatcher must not launch them a second time
         Ledger(self.db).claim(keys, f"api:{time.time_ns()}", utcnow(), "run", 0)
-        chunking = {"chunk_chars": self.settings.chunk_chars, "chunk_overlap": self.settings.chunk_overlap}
+        subsets: dict[tuple, dg.JobDefinition] = {}
         with self.instance() as instance, watching_for_dead_runs(instance):
             instance.add_dynamic_partitions(
                 "sources", [k for k in keys if not instance.has_dynamic_partition("sources", k)]
@@ -116,16 +128,33 @@ class JobRunner:
                 row = self.db.get_source(key)
                 if progress:
                     progress(key, row.title if row else key)
-                selection = list(asset_selection) if asset_selection else None
+                selection = [a.to_user_string() for a in asset_selection] if asset_selection else None
                 if selection is None and row is not None and row.stage in RESUME_SELECTION:
-                    selection = [dg.AssetKey(a) for a in RESUME_SELECTION[row.stage]]  # resume, do not redo
-                result = job.execute_in_process(
-                    run_config={"ops": {"chunks": {"config": chunking}}, "loggers": self._logging()},
+                    selection = RESUME_SELECTION[row.stage]  # resume, do not redo
+                run_tags_ = {tag.SOURCE: key, tag.ORIGIN: row.origin if row else "manual", **run_tags(), **(tags or {})}
+                run_tags_.update(intent_tags(self.db, [key]))  # grace/intent: the open intents it serves
+                part = job
+                if row is not None:  # consent decides how far this run may go: a hold is a green run
+                    run_tags_[tag.TITLE] = tag.title_tag(row.title)
+                    allowed = allowed_work(self.db, row)
+                    if selection is not None:
+                        allowed = allowed.narrowed(selection)
+                    if not allowed.assets:
+                        outcome[key] = True  # nothing consent allows yet; the source's state says who is awaited
+                        continue
+                    if allowed.held:
+                        run_tags_[tag.HOLD] = "consent" if "transcribe" in allowed.awaiting else "consent:index"
+                    part = subsets.get((allowed.assets, allowed.checks)) or subsets.setdefault(
+                        (allowed.assets, allowed.checks), _subset(job, allowed)
+                    )
+                elif selection is not None:
+                    part = job.get_subset(asset_selection={dg.AssetKey(a) for a in selection})
+                result = part.execute_in_process(
+                    run_config={"loggers": self._logging()},  # chunking: the `chunking` resource
                     instance=instance,
                     partition_key=key,
-                    asset_selection=selection,
                     raise_on_error=False,
-                    tags={tag.SOURCE: key, tag.ORIGIN: row.origin if row else "manual", **run_tags(), **(tags or {})},
+                    tags=run_tags_,
                 )
                 outcome[key] = result.success
                 if not result.success:

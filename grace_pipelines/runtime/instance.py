@@ -30,6 +30,10 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: {min(settings.origin_run_limit, settings.max_concurrent_runs)}
+      # data-quality runs (great-expectations, after searchable) never take more than one slot
+      - key: grace/trigger
+        value: quality
+        limit: 1
   pools:
     default_limit: {settings.transcription_pool_limit}   # pools "transcription" (Whisper) and "index_writer" (LanceDB)
 run_queue:

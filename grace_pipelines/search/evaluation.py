@@ -17,6 +17,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -310,7 +311,59 @@ def evaluate(
             "rerank_alpha",
         )
     }
+    report["recorded_to"] = record_summary(report)
     return report
+
+
+# ---- the latest result, for the control room (the `search_quality` asset) ------------------------
+SUMMARY_FILE = Path("eval") / "latest.json"  # under GRACE_HOME, 0600
+
+
+def summary_of(report: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    """What the control room shows of a report: figures per mode, corpus size, when. No question
+    text (a miss quotes its question; the summary does not)."""
+    keep = ("questions", "recall_at_1", "recall_at_5", "mrr", "moment_at_1", "p50_ms")
+    return {
+        "evaluated_at": (at or datetime.now(timezone.utc)).isoformat(),
+        "eval_set": report.get("eval_set"),
+        "sources": report.get("sources"),
+        "questions": report.get("questions"),
+        "k": report.get("k"),
+        "modes": {mode: {k: m.get(k) for k in keep} for mode, m in report.get("modes", {}).items()},
+        "settings": report.get("settings", {}),
+    }
+
+
+def record_summary(report: dict[str, Any], home: str | Path | None = None) -> str | None:
+    """Write the report's summary to `home` (default: the GRACE_HOME of the environment) as
+    eval/latest.json (0600, atomic); only into a home that exists (an evaluation never creates
+    one). Returns the file written, or None."""
+    import json
+
+    from grace_pipelines.crypto.files import atomic_write_bytes
+    from grace_pipelines.settings import default_home
+
+    root = Path(home) if home is not None else default_home()
+    if not root.is_dir():
+        return None
+    path = root.resolve() / SUMMARY_FILE
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(summary_of(report), indent=2, default=str).encode("utf-8"))
+    return str(path)
+
+
+def latest_summary(home: str | Path) -> dict[str, Any] | None:
+    """The summary `record_summary` last wrote under `home`, or None (never evaluated); an
+    unreadable file is an error naming it."""
+    import json
+
+    path = Path(home) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EvalSetError(f"{path}: unreadable evaluation summary ({exc}); run `grace eval` again") from None
 
 
 def _expected_label(q: EvalQuestion) -> str:

@@ -54,8 +54,7 @@ def build_consent_sensor(jobs: list[Any], interval: int, purge_original_on_revok
         requests: list[dg.RunRequest] = []
         granted = {r["source_key"] for r in rows if r["action"] == "grant"}
         requests.extend(
-            consent_release_request(row, index_only, str(newest))
-            for row, index_only in released(db, blob_store, granted)
+            consent_release_request(row, allowed, str(newest)) for row, allowed in released(db, blob_store, granted)
         )
         to_purge: dict[str, str] = {}
         for r in rows:

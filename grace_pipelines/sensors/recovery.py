@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from grace_pipelines.governance.holds import allowed_work
 from grace_pipelines.jobs import purge_request, resume_request
 from grace_pipelines.resources import BlobStore, StateResource, VectorStore
 from grace_pipelines.runtime.recovery import recover
@@ -51,7 +52,13 @@ def build_recovery_sensor(settings: GraceSettings, jobs: list[Any], interval: in
         if report.temp_files:
             context.log.info(f"removed {len(report.temp_files)} temporary file(s) left by killed writers")
         tag = str(tick + 1)
-        requests = [resume_request(item, db.get_source(item.key), tag) for item in report.resume]
+        requests = []
+        for item in report.resume:
+            row = db.get_source(item.key)
+            allowed = allowed_work(db, row).narrowed(item.assets) if row is not None else None
+            if allowed is not None and not allowed.assets:
+                continue  # consent holds the rest: consent_sensor launches it once granted
+            requests.append(resume_request(item, row, tag, allowed))
         requests += [
             purge_request(p["source_key"], p["plan"], f"purge-resume:{p['source_key']}:{p['journal_id']}")
             for p in report.purges

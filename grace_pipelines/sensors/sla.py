@@ -130,6 +130,7 @@ def build_sla_sensor(settings: GraceSettings, jobs: list[Any], clock: Callable[[
                         reason="SLA violated: launched now",
                         run_key=f"sla-batch:{batch[0]}:{now:%Y%m%dT%H%M%S}",
                         urgent=True,
+                        title=rows[start].title,
                     ),
                     now,
                     "batch",

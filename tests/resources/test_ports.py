@@ -34,7 +34,7 @@ from grace_pipelines.stores import blobs
 from grace_pipelines.stores.blobs import SealedBlobStore
 from grace_pipelines.stores.vectors import TABLE, ChunkIndex, connect, search_pool
 
-KEYS = {"transcriber", "embedder", "vector_store", "blob_store", "state", "extraction", "alerts"}
+KEYS = {"transcriber", "embedder", "vector_store", "blob_store", "state", "extraction", "chunking", "alerts"}
 KEY = "0123456789abcdef"
 
 

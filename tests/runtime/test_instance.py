@@ -23,8 +23,9 @@ def test_init_writes_a_loadable_sqlite_instance(home: Path) -> None:
         runs = instance.get_concurrency_config().run_queue_config
         assert runs.max_concurrent_runs == 6
         assert runs.tag_concurrency_limits == [
-            {"key": "grace/origin", "value": {"applyLimitPerUniqueValue": True}, "limit": 3}
-        ], "one origin cannot take every run slot"
+            {"key": "grace/origin", "value": {"applyLimitPerUniqueValue": True}, "limit": 3},
+            {"key": "grace/trigger", "value": "quality", "limit": 1},
+        ], "one origin cannot take every run slot, nor data-quality runs more than one"
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
         assert str(home) in instance.root_directory
     finally:
