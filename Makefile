@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO_HOME ?= .grace-demo
 
-.PHONY: setup demo dev test test-fast lint bench fixtures clean
+.PHONY: setup demo dev test test-fast ui-check lint bench fixtures clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ test: setup
 # the inner loop: everything but the kill -9 loops, load tests and the eval floor (see the slow marker)
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
+
+# the control room in a real browser: `grace dev` on a temporary GRACE_HOME, headless Chromium
+# (Debian's /usr/bin/chromium, via Playwright); screenshots of each layer land in docs/screenshots/
+ui-check: setup
+	GRACE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/ui
 
 # style and import order (ruff, configured in pyproject.toml); .ci/run runs it before the tests
 lint: setup

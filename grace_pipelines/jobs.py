@@ -213,13 +213,16 @@ def run_requests_for(launch: Launch, settings: GraceSettings) -> list[dg.RunRequ
     ]
 
 
-def purge_request(key: str, plan: dict[str, Any], run_key: str) -> dg.RunRequest:
+def purge_request(key: str, plan: dict[str, Any], run_key: str, title: str | None = None) -> dg.RunRequest:
+    tags = {tag.SOURCE: key, tag.TRIGGER: "revocation"}
+    if title:
+        tags[tag.TITLE] = tag.title_tag(title)
     return dg.RunRequest(
         run_key=run_key,
         job_name="purge_job",
         partition_key=key,
         run_config={"ops": {"purge_receipt": {"config": plan}}},
-        tags={tag.SOURCE: key, tag.TRIGGER: "revocation"},
+        tags=tags,
     )
 
 

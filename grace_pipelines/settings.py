@@ -33,6 +33,15 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message says which one and why."""
 
 
+def known_zone(value: str) -> str:
+    """`value` if it names an IANA time zone, else a ValueError saying what to write instead."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+    return value
+
+
 def default_home() -> Path:
     return Path(os.environ.get("GRACE_HOME", ".grace")).expanduser()
 
@@ -202,11 +211,7 @@ class GraceSettings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
-        return value
+        return known_zone(value)
 
     @field_validator("sla_targets")
     @classmethod

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import re
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from grace_pipelines.settings import known_zone
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ASSET_RE = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
@@ -64,11 +65,7 @@ class Trigger(Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
-        return value
+        return known_zone(value)
 
     @field_validator("after_asset")
     @classmethod

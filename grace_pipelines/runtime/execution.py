@@ -217,7 +217,7 @@ class JobRunner:
                 run_config={"ops": {"purge_receipt": {"config": plan}}, "loggers": self._logging()},
                 instance=instance,
                 partition_key=key,
-                tags={tag.SOURCE: key, tag.TRIGGER: "purge", **run_tags()},
+                tags={tag.SOURCE: key, tag.TITLE: tag.title_tag(title), tag.TRIGGER: "purge", **run_tags()},
                 raise_on_error=False,
             )
             if not result.success:

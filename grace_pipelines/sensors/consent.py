@@ -65,7 +65,8 @@ def build_consent_sensor(jobs: list[Any], interval: int, purge_original_on_revok
         for key, run_key in sorted(to_purge.items()):
             plan = purge_plan(db, key, purge_original_on_revoke=purge_original_on_revoke, now=now)
             if plan is not None:
-                requests.append(purge_request(key, plan, run_key))
+                row = db.get_source(key)
+                requests.append(purge_request(key, plan, run_key, row.title if row else None))
         cursor = json.dumps({"id": newest, "expiry_checked": now.isoformat()})
         if not requests:
             return dg.SensorResult(skip_reason="no consent changes that launch work", cursor=cursor)
