@@ -152,23 +152,26 @@ class Grace(PlaybooksMixin):
         return doctor_report(self.settings, self.recover(repair=repair, sweep_temp=True), repair=repair)
 
     # ---- search, ask, play ----------------------------------------------------------------
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool | None = None) -> list[SearchResult]:
+    def search(
+        self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool | None = None, filters: Any = None
+    ) -> list[SearchResult]:
         """Best chunks for `query` with citations; only sources that still have index consent
-        (hybrid by default; vector and hybrid re-ranked by their best sentence unless `rerank=False`)."""
+        (hybrid by default; vector and hybrid re-ranked by their best sentence unless `rerank=False`);
+        `filters`: a search.filters.SearchFilters (parse_filters reads what people type)."""
         c = self.clients
         retriever = Retriever(self.settings, self.db, c.embedder, c.chunk_index, c.blob_store)
         try:
-            return retriever.search(query, k=k, mode=mode, rerank=rerank)
+            return retriever.search(query, k=k, mode=mode, rerank=rerank, filters=filters)
         finally:
             self.search_warnings = retriever.warnings
 
-    def ask(self, question: str, k: int = 5) -> Any:
+    def ask(self, question: str, k: int = 5, filters: Any = None) -> Any:
         """An answer with [n] citations: generated when a chat model is configured, else
         extractive (labelled); 'nothing found' when no passage is relevant."""
         from grace_pipelines.search.answer import answer_question
 
         return answer_question(
-            question, self.search(question, k=k, mode="hybrid"), self.clients.embedder, self.settings
+            question, self.search(question, k=k, mode="hybrid", filters=filters), self.clients.embedder, self.settings
         )
 
     def clip(self, citation: str, *, context_s: float = 1.0, source_key: str | None = None) -> tuple[bytes, SourceRow]:

@@ -181,6 +181,13 @@ class GraceSettings(BaseSettings):
     # storage
     database_url: str | None = Field(None, description="SQLAlchemy URL of the app state; default SQLite in GRACE_HOME.")
 
+    # web app and HTTP API (`grace serve`, grace_pipelines/web)
+    serve_host: str = Field("127.0.0.1", min_length=1, description="Address `grace serve` binds (loopback by default).")
+    serve_port: int = Field(8765, ge=0, le=65535, description="Port of `grace serve` (0: any free port).")
+    upload_max_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest upload POST /api/v1/ingest accepts (streamed to disk, never in memory)."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from grace_pipelines.cli.app import HomeOption, app, emit_json, err, errors, grace_for, out, spinner, warn
+
+# the filters people ask for (search/filters.py), shared by search and ask
+SinceOption = typer.Option(None, "--since", help="From: 2026-11-30, '30 Nov', yesterday, 'last week', '6 hours ago'.")
+UntilOption = typer.Option(None, "--until", help="Before (exclusive; a day means its end): same forms as --since.")
+OriginOption = typer.Option(None, "--origin", help="Only this origin: voice_note, meeting, document, screen, ...")
+KindOption = typer.Option(None, "--kind", help="Only this kind: audio | video | document.")
+SourceOption = typer.Option(None, "--source", help="Only this source: key, key prefix or file name.")
+ByOption = typer.Option("recorded", "--by", help="What --since/--until filter: recorded | dropped.")
+
+
+def _filters(
+    grace: Any, since: str | None, until: str | None, origin: str | None, kind: str | None, source: str | None, by: str
+) -> Any:
+    from grace_pipelines.db.schema import utcnow
+    from grace_pipelines.search.filters import parse_filters
+
+    return parse_filters(since, until, origin, kind, source, by, now=utcnow(), tz=grace.settings.tz)
 
 
 @app.command()
@@ -15,23 +33,25 @@ def search(
     query: str = typer.Argument(..., help="What you are looking for, in your own words."),
     k: int = typer.Option(5, "-k", "--k", help="How many results."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid | vector | keyword"),
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    origin: str | None = OriginOption,
+    kind: str | None = KindOption,
+    source: str | None = SourceOption,
+    by: str = ByOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     home: Path | None = HomeOption,
 ) -> None:
     """Find the passages that answer QUERY, with the recording and second (or lines) they come from."""
     with errors():
         grace = grace_for(home)
-        results = grace.search(query, k=k, mode=mode)
+        filters = _filters(grace, since, until, origin, kind, source, by)
+        results = grace.search(query, k=k, mode=mode, filters=filters)
     warn(grace.search_warnings)
     if as_json:
-        keys = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation")
-        emit_json(
-            {
-                "query": query,
-                "results": [{k_: r.to_dict()[k_] for k_ in keys} for r in results],
-                "skipped": grace.search_warnings,
-            }
-        )
+        from grace_pipelines.web.wire import search_json  # the same JSON as GET /api/v1/search
+
+        emit_json(search_json(query, results, grace.search_warnings, filters))
         return
     if not results:
         out.print("nothing found")
@@ -45,16 +65,25 @@ def search(
 def ask(
     question: str = typer.Argument(..., help="Your question, in your own words."),
     k: int = typer.Option(5, "-k", "--k", help="How many passages to consider."),
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    origin: str | None = OriginOption,
+    kind: str | None = KindOption,
+    source: str | None = SourceOption,
+    by: str = ByOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     home: Path | None = HomeOption,
 ) -> None:
     """Answer in a few sentences with [n] citations (extractive when no chat model is set)."""
     with errors():
         grace = grace_for(home)
-        answer = grace.ask(question, k=k)
+        filters = _filters(grace, since, until, origin, kind, source, by)
+        answer = grace.ask(question, k=k, filters=filters)
     warn(grace.search_warnings)
     if as_json:
-        emit_json(answer.to_dict())
+        from grace_pipelines.web.wire import ask_json  # the same JSON as POST /api/v1/ask
+
+        emit_json(ask_json(answer, filters))
         return
     out.print(answer.answer, highlight=False, markup=False)
     if answer.citations:

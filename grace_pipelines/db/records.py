@@ -32,6 +32,7 @@ class SourceRow:
     launched_at: datetime | None = None
     run_key: str | None = None
     searchable_at: datetime | None = None
+    recorded_at: datetime | None = None  # creation-time tag, else mtime at drop; None before 0008
 
 
 @dataclass(frozen=True)

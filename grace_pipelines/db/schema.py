@@ -68,6 +68,8 @@ sources_table = sa.Table(
     sa.Column("launched_at", UTCDateTime, nullable=True),  # None: waiting for the dispatcher
     sa.Column("run_key", sa.Text, nullable=True),
     sa.Column("searchable_at", UTCDateTime, nullable=True),
+    # when it was recorded: the container's creation-time tag, else the file's mtime at drop (0008)
+    sa.Column("recorded_at", UTCDateTime, nullable=True),
 )
 
 consent_table = sa.Table(

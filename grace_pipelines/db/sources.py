@@ -38,10 +38,12 @@ class SourceRepository(Repository):
         participants: Sequence[str],
         inbox_path: str | None,
         dropped_at: datetime | None = None,
+        recorded_at: datetime | None = None,
         **ledger: Any,
     ) -> bool:
         """Insert a new source (with its HTM ledger values, see grace_pipelines.htm.dispatcher.plan);
-        False (and nothing changed) if the key is already known."""
+        False (and nothing changed) if the key is already known. `recorded_at`: when it was
+        recorded (creation-time tag, else the file's mtime), kept apart from `dropped_at`."""
         now = dropped_at or utcnow()
         try:
             with self.begin() as conn:
@@ -59,6 +61,7 @@ class SourceRepository(Repository):
                         participants=list(participants),
                         inbox_path=inbox_path,
                         dropped_at=now,
+                        recorded_at=recorded_at,
                         stage=Stage.REGISTERED,
                         reason=None,
                         updated_at=now,
@@ -86,13 +89,13 @@ class SourceRepository(Repository):
         exact = self.get_source(ref)
         if exact:
             return exact
-        candidates = [
-            s for s in self.list_sources() if (len(ref) >= 4 and s.key.startswith(ref)) or name in (s.filename, s.title)
-        ]
-        keys = {c.key for c in candidates}
-        if len(keys) == 1:
-            return candidates[0]
-        return None
+        c = sources_table.c
+        match = sa.or_(c.filename == name, c.title == name)
+        if len(ref) >= 4 and all(ch in "0123456789abcdef" for ch in ref):  # a key prefix (hex: no LIKE wildcards)
+            match = sa.or_(match, c.key.like(f"{ref}%"))
+        with self.begin() as conn:  # in SQL: thousands of sources are not read to find one
+            candidates = [SourceRow(**r._mapping) for r in conn.execute(sources_table.select().where(match).limit(2))]
+        return candidates[0] if len(candidates) == 1 else None
 
     def update_source(self, key: str, **values: Any) -> None:
         values["updated_at"] = utcnow()

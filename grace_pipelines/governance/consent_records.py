@@ -78,7 +78,7 @@ def decide(
         party=party,
         scope=scope,
         action=action,
-        method="api" if actor is None else "cli",
+        method="api" if actor is None else ("web" if actor == "web" else "cli"),  # how it was decided
         actor=actor or _whoami(),
         expires_at=expires_at,
     )

@@ -137,6 +137,9 @@ def atomic_copy(
                         raise MediaError(f"{shown}: grew above the limit of {max_bytes} bytes while being copied")
                     digest.update(block)
                     writer.write(block)
+        # keep the file's own modification time: it is when a recording without a creation-time
+        # tag was made (sources.recorded_at); the inbox scan's cursor reads the change time, not this
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         if before_place is not None:
             before_place()
         try:

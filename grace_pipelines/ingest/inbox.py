@@ -185,7 +185,8 @@ def _register_file(
         return
     try:
         digest = sha256_file(path)
-        size = os.lstat(path).st_size
+        st = os.lstat(path)
+        size = st.st_size
     except OSError as exc:
         _refuse(settings, db, path, f"{shown}: cannot read file ({exc.strerror or type(exc).__name__})", result)
         return
@@ -194,6 +195,8 @@ def _register_file(
     origin = origin_for(settings, path, info.kind)
     drop = Drop(key, path, title, info.kind, origin, size, info.duration_s)
     dropped_at = dropped_at or utcnow()
+    # when it was recorded: the container's creation-time tag, else the file's mtime as dropped
+    recorded_at = info.recorded_at or datetime.fromtimestamp(st.st_mtime, timezone.utc)
     created = db.register_source(
         key=key,
         sha256=digest,
@@ -207,6 +210,7 @@ def _register_file(
         participants=participants,
         inbox_path=str(path),
         dropped_at=dropped_at,
+        recorded_at=recorded_at,
         **plan(
             settings, kind=info.kind, size=drop.size, duration_s=info.duration_s, origin=origin, dropped_at=dropped_at
         ),

@@ -15,7 +15,9 @@ import re
 import stat
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 AUDIO_EXTS = frozenset({"wav", "mp3", "m4a", "ogg", "opus", "oga", "flac", "webm", "aac"})
 VIDEO_EXTS = frozenset({"mp4", "mkv", "mov"})
@@ -35,6 +37,7 @@ class Probe:
     ext: str
     duration_s: float | None
     chars: int | None = None
+    recorded_at: datetime | None = None  # the container's creation-time tag (UTC), when it has one
 
 
 def extension(name: str) -> str:
@@ -120,8 +123,46 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+CREATION_TAGS = ("creation_time", "com.apple.quicktime.creationdate", "date")
+_EARLIEST_RECORDING = datetime(1980, 1, 1, tzinfo=timezone.utc)  # QuickTime's 1904 and Unix's 1970 zero dates
+
+
+def parse_creation_time(text: str | None) -> datetime | None:
+    """A creation-time tag as UTC (`2026-11-30T09:15:00.000000Z`, `...+0100`; naive is UTC, as
+    FFmpeg writes it), or None when absent, unreadable, a zero date or in the future."""
+    if not text or not str(text).strip():
+        return None
+    raw = str(text).strip()
+    raw = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    if value < _EARLIEST_RECORDING or value > datetime.now(timezone.utc):
+        return None
+    return value
+
+
+def creation_time(container: Any) -> datetime | None:
+    """When a recording was made, from its PyAV container's (else its first tagged stream's) metadata."""
+    for holder in (container, *container.streams):
+        metadata = holder.metadata or {}
+        for tag in CREATION_TAGS:
+            found = parse_creation_time(metadata.get(tag))
+            if found is not None:
+                return found
+    return None
+
+
 def probe_audio(data: bytes | Path, name: str) -> float:
     """Duration in seconds of the first audio stream; raises MediaError if there is none."""
+    return probe_media(data, name)[0]
+
+
+def probe_media(data: bytes | Path, name: str) -> tuple[float, datetime | None]:
+    """Duration in seconds of the first audio stream and the recording's creation time (None
+    without a tag); raises MediaError if there is no audio stream."""
     import av  # PyAV ships its own FFmpeg libraries
 
     source = io.BytesIO(data) if isinstance(data, bytes) else str(data)
@@ -145,7 +186,7 @@ def probe_audio(data: bytes | Path, name: str) -> float:
                 duration = samples / rate
             if duration <= 0:
                 raise MediaError(f"{name}: audio track is empty")
-            return duration
+            return duration, creation_time(container)
     except MediaError:
         raise
     except Exception as exc:  # noqa: BLE001 - PyAV raises many error types for garbage input
@@ -270,4 +311,5 @@ def probe(path: Path, name: str | None = None, max_bytes: int | None = None) -> 
             return Probe(kind, ext, None)
         text = decode_text(path.read_bytes(), name)  # txt, md, html: text that must decode
         return Probe(kind, ext, None, chars=len(text))
-    return Probe(kind, extension(path.name), probe_audio(path, name))
+    duration, recorded_at = probe_media(path, name)
+    return Probe(kind, extension(path.name), duration, recorded_at=recorded_at)

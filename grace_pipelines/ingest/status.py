@@ -5,6 +5,7 @@ naming who is missing and the command that grants, deferred heavy work with its 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from grace_pipelines.db.records import SourceRow
@@ -22,9 +23,15 @@ class SourceStatus:
     origin: str | None
     state: str  # awaiting_consent | processing | searchable | failed | quarantined | purging | purged | no_text_layer
     why: str
+    recorded_at: datetime | None = None  # creation-time tag, else the file's mtime at drop (UTC)
+    dropped_at: datetime | None = None  # when the inbox registered it (UTC)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name in ("recorded_at", "dropped_at"):  # ISO 8601 UTC in JSON
+            if out[name] is not None:
+                out[name] = out[name].astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return out
 
 
 def status_for(row: SourceRow, settings: GraceSettings, db: StateDB, embedding_model: str) -> SourceStatus:
@@ -89,4 +96,6 @@ def stage_status(row: SourceRow) -> SourceStatus:
         state, why = "awaiting_consent", row.reason or "waiting for consent"
     else:
         state, why = "processing", f"at stage {stage}"
-    return SourceStatus(row.key, row.title, row.kind, row.origin, state, why)
+    return SourceStatus(
+        row.key, row.title, row.kind, row.origin, state, why, recorded_at=row.recorded_at, dropped_at=row.dropped_at
+    )

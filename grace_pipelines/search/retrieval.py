@@ -21,11 +21,12 @@ from grace_pipelines.db.state import StateDB
 from grace_pipelines.errors import GraceError
 from grace_pipelines.governance.consent import missing_parties
 from grace_pipelines.search.citations import citation_for
+from grace_pipelines.search.filters import SearchFilters, all_source_keys, allowed_keys
 from grace_pipelines.search.fusion import cosine
 from grace_pipelines.search.fusion import rerank as rerank_by_sentences
 from grace_pipelines.settings import GraceSettings
 from grace_pipelines.stores.blobs import TEXT_KEY, BlobError, open_text
-from grace_pipelines.stores.vectors import MODES
+from grace_pipelines.stores.vectors import MODES, keys_filter
 from grace_pipelines.text.chunking import sentence_spans
 from grace_pipelines.text.keywords import blind_tokens
 
@@ -62,8 +63,16 @@ class Retriever:
         self.embedder, self.chunk_index, self.blob_store = embedder, chunk_index, blob_store
         self.warnings: list[str] = []  # what the last search skipped and why (a damaged source)
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", rerank: bool | None = None) -> list[SearchResult]:
-        """Best chunks for `query` with citations; only sources that still have index consent.
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        rerank: bool | None = None,
+        filters: SearchFilters | None = None,
+    ) -> list[SearchResult]:
+        """Best chunks for `query` with citations; only sources that still have index consent
+        (and, with `filters`, only the sources they allow: search/filters.py, a prefilter).
 
         Vector and hybrid results are re-ranked by their best-matching sentence (setting
         `search_rerank`, on by default; `rerank=` overrides it per call) and a recording's window
@@ -75,17 +84,24 @@ class Retriever:
         if k < 1:
             raise GraceError("k must be at least 1")
         rerank = self.settings.search_rerank if rerank is None else rerank
+        self.warnings = []
+        keys = allowed_keys(self.db, filters) if filters is not None else None
+        if keys is not None and not keys:
+            return []  # no source matches the filters
+        where = keys_filter(keys, universe=all_source_keys(self.db)) if keys is not None else None
         embedder, store, blobs = self.embedder, self.chunk_index, self.blob_store
         vector = embedder.embed_query(query) if mode != "keyword" else None
         tokens = blind_tokens(blobs.index_key(), query) if mode != "vector" else ""
         depth = max(k, self.settings.rerank_depth) if rerank and mode != "keyword" else k
-        hits = store.search(tokens, vector, k=depth * 3, mode=mode)
+        hits = store.search(tokens, vector, k=depth * 3, mode=mode, where=where)
         text_keys: dict[str, bytes | None] = {}
         allowed: dict[str, bool] = {}
         kept: list[tuple[Any, SearchResult]] = []
         self.warnings = []
         for hit in hits:
             key = hit.row["source_key"]
+            if keys is not None and key not in keys:
+                continue
             if key not in allowed:
                 row = self.db.get_source(key)
                 allowed[key] = (

@@ -48,7 +48,7 @@ def test_ingest_wait_search_json_and_consent(run, home: Path) -> None:
     found = run("search", "dentist visit", "-k", "2", "--json")
     assert found.exit_code == 0, found.output
     payload = json.loads(found.stdout)
-    assert set(payload) == {"query", "results", "skipped"}
+    assert set(payload) == {"query", "results", "skipped", "filters"}
     assert payload["query"] == "dentist visit" and payload["skipped"] == []
     top = payload["results"][0]
     assert set(top) == {"rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation"}

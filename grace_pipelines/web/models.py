@@ -1,0 +1,178 @@
+"""The request and response bodies of /api/v1 as pydantic models: they validate what comes
+in and make the OpenAPI schema (/api/openapi.json, Swagger UI at /api/docs) say what goes out.
+Field names and shapes are those of the CLI's `--json` (see wire.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    """A response body: fields the facade adds later pass through unchanged (the JSON stays the CLI's)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="What was wrong, naming the file or source and the reason.")
+
+
+class UploadRefusal(BaseModel):
+    detail: str
+    file: str | None = Field(None, description="The uploaded file's name.")
+    state: str | None = Field(None, description="refused | ignored | quarantined")
+
+
+class Health(Out):
+    status: str = "ok"
+    sources: int = Field(description="Sources known to this GRACE_HOME.")
+
+
+class SourceStatus(Out):
+    source_key: str | None
+    title: str
+    kind: str | None
+    origin: str | None
+    state: str = Field(description="awaiting_consent | processing | searchable | failed | quarantined | purged | ...")
+    why: str
+    recorded_at: str | None = Field(None, description="When it was recorded (UTC, ISO 8601).")
+    dropped_at: str | None = Field(None, description="When the inbox registered it (UTC, ISO 8601).")
+
+
+class Sources(Out):
+    sources: list[SourceStatus]
+
+
+class IngestOutcome(SourceStatus):
+    path: str | None = Field(None, description="The uploaded file's name.")
+
+
+class IngestResult(Out):
+    sources: list[IngestOutcome]
+
+
+class SearchHit(Out):
+    rank: int
+    score: float
+    source_key: str
+    title: str
+    kind: str
+    start_s: float | None
+    end_s: float | None
+    text: str
+    citation: str = Field(description="e.g. 'standup.mp3 @ 00:03-00:09'; GET /clip plays it.")
+
+
+class AppliedFilters(Out):
+    since: str | None = Field(description="UTC, inclusive (ISO 8601, Z).")
+    until: str | None = Field(description="UTC, exclusive.")
+    origin: str | None
+    kind: str | None
+    source: str | None
+    when: str = Field(description="recorded | dropped: which time since/until filter.")
+
+
+class SearchResponse(Out):
+    query: str
+    results: list[SearchHit]
+    skipped: list[str] = Field(description="Sources the search could not read, and why.")
+    filters: AppliedFilters
+
+
+class Filters(BaseModel):
+    """What people type: since/until as '2026-11-30', '30 Nov', 'yesterday', 'last week', '6 hours ago'."""
+
+    since: str | None = None
+    until: str | None = None
+    origin: str | None = Field(None, description="voice_note, meeting, document, screen, api, manual, schedule")
+    kind: str | None = Field(None, description="audio | video | document")
+    source: str | None = Field(None, description="Source key, key prefix or file name.")
+    by: str = Field("recorded", description="What since/until filter: recorded | dropped.")
+
+
+class AskRequest(Filters):
+    question: str = Field(min_length=1, max_length=4000)
+    k: int = Field(5, ge=1, le=50)
+
+
+class AnswerCitation(Out):
+    n: int
+    citation: str
+    source_key: str
+    title: str
+    kind: str
+    start_s: float | None
+    end_s: float | None
+    text: str
+    similarity: float
+
+
+class Answer(Out):
+    question: str
+    answer: str
+    mode: str = Field(description="generated | extractive | not_found")
+    citations: list[AnswerCitation]
+    model: str | None
+    filters: AppliedFilters
+
+
+class GrantRequest(BaseModel):
+    source: str = Field(description="Source key, or the file name of a drop.")
+    party: str
+    scope: str = Field(description="transcribe | index | all")
+    ttl: str | None = Field(None, description="The grant lasts this long (90m, 12h, 30d, 2w).")
+    expires_at: datetime | None = Field(None, description="Or until this time (timezone-aware).")
+    wait: bool = Field(False, description="Run the work this releases now, before answering.")
+
+
+class RevokeRequest(BaseModel):
+    source: str
+    party: str
+    scope: str
+    wait: bool = Field(False, description="Run the purge to completion before answering.")
+
+
+class Decision(Out):
+    ids: list[int] = Field(description="The consent ledger entries recorded.")
+    source: SourceStatus = Field(description="The source's state after the decision.")
+
+
+class ConsentItem(Out):
+    source_key: str
+    title: str
+    scope: str
+    participants: list[str]
+    granted: list[str]
+    missing: list[str]
+    commands: list[str]
+
+
+class ConsentList(Out):
+    consent: list[ConsentItem]
+
+
+class Waiting(Out):
+    source_key: str
+    title: str
+    scope: str
+    command: str
+
+
+class PartyDecisions(Out):
+    party: str
+    waiting: list[Waiting] = Field(description="Consent requests waiting on this party.")
+
+
+class CredentialRequest(Out):
+    name: str
+    purpose: str
+    requested_by: str
+    at: str
+    approve: str = Field(description="The command that approves it.")
+
+
+class Decisions(Out):
+    parties: list[PartyDecisions]
+    credentials: list[CredentialRequest] = Field(description="Credential uses waiting for approval.")

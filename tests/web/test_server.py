@@ -1,0 +1,115 @@
+"""`grace serve`'s server for real: uvicorn on a free loopback port in a thread, server.json
+(0600) while it runs and gone after, a second server on the same GRACE_HOME refused with a
+message naming the running one, and logs that carry neither the query nor the token."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from grace_pipelines.cli import app as cli
+from grace_pipelines.web.server import ServerRunning, listening, running_server, serve
+
+from .conftest import Served
+
+CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own client logs its URLs; the server must not
+
+
+@pytest.fixture
+def live(served: Served, caplog: pytest.LogCaptureFixture) -> Iterator[dict[str, Any]]:
+    caplog.set_level(logging.DEBUG)
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    def on_ready(bound: Any, server: Any) -> None:
+        state.update(bound=bound, server=server)
+        ready.set()
+
+    thread = threading.Thread(
+        target=serve, args=(served.grace.settings,), kwargs={"port": 0, "grace": served.grace, "on_ready": on_ready}
+    )
+    thread.start()
+    assert ready.wait(60), "the server did not start"
+    yield state
+    state["server"].should_exit = True
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_server_json_single_instance_and_clean_logs(served: Served, live: dict[str, Any], caplog) -> None:
+    bound = live["bound"]
+    info_path = served.home / "web" / "server.json"
+    assert stat.S_IMODE(info_path.stat().st_mode) == 0o600
+    info = json.loads(info_path.read_text())
+    assert info["pid"] == os.getpid() and info["port"] == bound.port and info["host"] == "127.0.0.1"
+    assert running_server(served.home)["port"] == bound.port
+
+    with pytest.raises(ServerRunning, match=f"pid {os.getpid()} at http://127.0.0.1:{bound.port}/"):
+        with listening(served.home, "127.0.0.1", 0):
+            pass
+    second = CliRunner().invoke(cli, ["serve", "--port", "0", "--home", str(served.home)])
+    assert second.exit_code == 1 and "already running" in second.output and str(bound.port) in second.output
+
+    query = "zebra-quarterly-secret-phrase"
+    wrong = "not-the-token-" + "q" * 30
+    base = bound.url.rstrip("/")
+    with httpx.Client(base_url=base) as client:
+        found = client.get("/api/v1/search", params={"q": query}, headers={"Authorization": f"Bearer {served.token}"})
+        assert found.status_code == 200 and found.json()["query"] == query
+        assert client.get("/api/v1/health", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
+        assert client.get("/", params={"token": wrong}).status_code == 401
+        assert client.get("/", params={"token": served.token}).status_code == 303
+        assert client.get("/api/v1/health", headers={"Host": "evil.example"}).status_code == 400
+    server_lines = [r.getMessage() for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
+    client_lines = [r.getMessage() for r in caplog.records if r.name.startswith(CLIENT_LOGGERS)]
+    assert any(query in line for line in client_lines), "the capture works: the client's own log has the URL"
+    text = "\n".join(server_lines)
+    assert query not in text and served.token not in text and wrong not in text
+
+
+def test_server_json_is_removed_on_exit(served: Served) -> None:
+    assert not (served.home / "web" / "server.json").exists()
+    assert running_server(served.home) is None
+
+
+@pytest.mark.slow
+def test_sigterm_stops_grace_serve_and_removes_server_json(tmp_path) -> None:
+    """A real `grace serve` process: SIGTERM (what a service manager sends) ends it with
+    server.json removed (uvicorn re-raises the signal after its shutdown; the default action
+    would kill the process before the clean-up)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "grace"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRACE_") and k != "DAGSTER_HOME"}
+    env["GRACE_HOME"] = str(home)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("grace")), "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while running_server(home) is None:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "exited"
+            assert time.monotonic() < deadline, "grace serve did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (home / "web" / "server.json").exists()
