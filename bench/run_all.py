@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("drop_to_searchable", "drop_to_searchable.py", {}, 600),
     ("drop_to_searchable_tuned", "drop_to_searchable.py", {"BENCH_DROP_TUNED": "1"}, 600),
     ("quality_cost", "quality_cost.py", {}, 900),  # 20 ingests, quality_job cold/warm, 6 drops in fresh processes
+    ("web_latency", "web_latency.py", {}, 900),  # grace serve vs the cold CLI: HTTP search/ask, CLI walls
 ]
 DEFAULT_TIMEOUT = 300
 

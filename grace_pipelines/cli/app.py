@@ -11,16 +11,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from grace_pipelines.api import Grace, GraceError
-from grace_pipelines.governance.consent import ConsentError
-from grace_pipelines.settings import SettingsError
+from grace_pipelines.errors import GraceError
+
+if TYPE_CHECKING:  # the facade (Dagster, LanceDB, pydantic-settings) loads inside the commands
+    from grace_pipelines.api import Grace
 
 app = typer.Typer(
     help="Grace: recordings and documents become searchable, cited knowledge.",
@@ -35,6 +36,9 @@ HomeOption = typer.Option(None, "--home", envvar="GRACE_HOME", help="GRACE_HOME 
 
 
 def grace_for(home: Path | None) -> Grace:
+    from grace_pipelines.api import Grace
+    from grace_pipelines.settings import SettingsError
+
     try:
         return Grace(home)
     except SettingsError as exc:
@@ -42,9 +46,14 @@ def grace_for(home: Path | None) -> Grace:
 
 
 def fail(exc: BaseException) -> None:
-    from grace_pipelines.governance.vault import VaultError, VaultRefused
+    user = isinstance(exc, GraceError)
+    if not user:
+        from grace_pipelines.governance.consent import ConsentError
+        from grace_pipelines.governance.vault import VaultError, VaultRefused
+        from grace_pipelines.settings import SettingsError
 
-    if isinstance(exc, (GraceError, ConsentError, SettingsError, VaultError, VaultRefused)):
+        user = isinstance(exc, (ConsentError, SettingsError, VaultError, VaultRefused))
+    if user:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(1)
     err.print(f"[bold red]system failure:[/] {type(exc).__name__}: {exc}", highlight=False)

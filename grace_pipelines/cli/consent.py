@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from grace_pipelines.cli.app import HomeOption, actor, app, emit_json, errors, grace_for, out
-from grace_pipelines.db.schema import utcnow
-from grace_pipelines.governance.consent import parse_ttl
 
 consent_app = typer.Typer(help="Grant, revoke and list consent.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
@@ -28,6 +26,9 @@ def consent_grant(
     """Record a grant; waiting work is launched by consent_sensor (or now, with --wait)."""
     with errors():
         grace = grace_for(home)
+        from grace_pipelines.db.schema import utcnow
+        from grace_pipelines.governance.consent import parse_ttl
+
         expires = utcnow() + parse_ttl(ttl) if ttl else None
         grace.grant(source, party, scope, actor=actor(), wait=wait, expires_at=expires)
         row = grace.resolve(source)

@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from grace_pipelines.cli.app import HomeOption, actor, app, emit_json, err, errors, grace_for, out
-from grace_pipelines.db.schema import utcnow
-from grace_pipelines.governance.consent import parse_ttl
 
 keys_app = typer.Typer(help="Key-encryption keys: rotate, status, verify.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -132,11 +130,26 @@ def secrets_approve(
 ) -> None:
     """Allow a secret to be used for one purpose (optionally for a limited time)."""
     with errors():
+        from grace_pipelines.db.schema import utcnow
+        from grace_pipelines.governance.consent import parse_ttl
+
         expires = utcnow() + parse_ttl(ttl) if ttl else None
         grace_for(home).vault.approve(name, purpose, actor=actor(), expires_at=expires)
     out.print(
         f"approved {name} for {purpose}" + (f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""), highlight=False
     )
+
+
+@secrets_app.command("refuse")
+def secrets_refuse(
+    name: str = typer.Argument(...),
+    purpose: str = typer.Option(..., "--purpose", help="The purpose whose pending use is refused."),
+    home: Path | None = HomeOption,
+) -> None:
+    """Refuse a pending use of a secret: the request is closed unapproved and audited."""
+    with errors():
+        count = grace_for(home).vault.refuse(name, purpose, actor=actor())
+    out.print(f"refused {count} pending use(s) of {name} for {purpose}", highlight=False)
 
 
 @secrets_app.command("revoke")

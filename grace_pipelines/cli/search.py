@@ -43,22 +43,29 @@ def search(
     home: Path | None = HomeOption,
 ) -> None:
     """Find the passages that answer QUERY, with the recording and second (or lines) they come from."""
-    with errors():
-        grace = grace_for(home)
-        filters = _filters(grace, since, until, origin, kind, source, by)
-        results = grace.search(query, k=k, mode=mode, filters=filters)
-    warn(grace.search_warnings)
-    if as_json:
-        from grace_pipelines.web.wire import search_json  # the same JSON as GET /api/v1/search
+    from grace_pipelines.cli import fastpath
 
-        emit_json(search_json(query, results, grace.search_warnings, filters))
+    with errors():
+        found = fastpath.search(
+            home, query, k=k, mode=mode, since=since, until=until, origin=origin, kind=kind, source=source, by=by
+        )
+        if found is None:  # no server for this GRACE_HOME: in-process
+            from grace_pipelines.web.wire import search_json  # the same JSON as GET /api/v1/search
+
+            grace = grace_for(home)
+            filters = _filters(grace, since, until, origin, kind, source, by)
+            results = grace.search(query, k=k, mode=mode, filters=filters)
+            found = search_json(query, results, grace.search_warnings, filters)
+    warn(found["skipped"])
+    if as_json:
+        emit_json(found)
         return
-    if not results:
+    if not found["results"]:
         out.print("nothing found")
         return
-    for r in results:
-        out.print(f"[bold]{r.rank}.[/] [cyan]{r.citation}[/]  score {r.score:.4f}", highlight=False)
-        out.print(f"   {r.text}", highlight=False, markup=False)
+    for r in found["results"]:
+        out.print(f"[bold]{r['rank']}.[/] [cyan]{r['citation']}[/]  score {r['score']:.4f}", highlight=False)
+        out.print(f"   {r['text']}", highlight=False, markup=False)
 
 
 @app.command()
@@ -74,22 +81,28 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     home: Path | None = HomeOption,
 ) -> None:
-    """Answer in a few sentences with [n] citations (extractive when no chat model is set)."""
-    with errors():
-        grace = grace_for(home)
-        filters = _filters(grace, since, until, origin, kind, source, by)
-        answer = grace.ask(question, k=k, filters=filters)
-    warn(grace.search_warnings)
-    if as_json:
-        from grace_pipelines.web.wire import ask_json  # the same JSON as POST /api/v1/ask
+    """Answer in a few sentences with numbered citations ([1], [2]...) (extractive when no chat model is set)."""
+    from grace_pipelines.cli import fastpath
 
-        emit_json(ask_json(answer, filters))
+    with errors():
+        answer = fastpath.ask(
+            home, question, k=k, since=since, until=until, origin=origin, kind=kind, source=source, by=by
+        )
+        if answer is None:  # no server for this GRACE_HOME: in-process
+            from grace_pipelines.web.wire import ask_json  # the same JSON as POST /api/v1/ask
+
+            grace = grace_for(home)
+            filters = _filters(grace, since, until, origin, kind, source, by)
+            answer = ask_json(grace.ask(question, k=k, filters=filters), filters)
+            warn(grace.search_warnings)  # (the API's answer does not carry them)
+    if as_json:
+        emit_json(answer)
         return
-    out.print(answer.answer, highlight=False, markup=False)
-    if answer.citations:
+    out.print(answer["answer"], highlight=False, markup=False)
+    if answer["citations"]:
         out.print("")
-        for c in answer.citations:
-            out.print(f"[{c.n}] {c.citation}", highlight=False, markup=False)
+        for c in answer["citations"]:
+            out.print(f"[{c['n']}] {c['citation']}", highlight=False, markup=False)
 
 
 @app.command()

@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grace_pipelines.api import SYSTEM_FAILURE
 from grace_pipelines.cli.app import HomeOption, app, emit_json, err, errors, grace_for, out
+from grace_pipelines.errors import SYSTEM_FAILURE
 from grace_pipelines.ingest.media import safe_text
 
 REFUSED_STATES = ("refused", "ignored", "quarantined")  # an input that was not ingested: exit 1
@@ -90,12 +90,18 @@ def status(
 
             out.print(Markdown(report["markdown"]))
         return
+    from grace_pipelines.cli import fastpath
+
     with errors():
-        items = grace_for(home).status()
+        found = fastpath.status(home)
+        if found is None:  # no server for this GRACE_HOME: in-process
+            from grace_pipelines.web.wire import status_json  # the same JSON as GET /api/v1/sources
+
+            found = status_json(grace_for(home).status())
     if as_json:
-        emit_json({"sources": [i.to_dict() for i in items]})
+        emit_json(found)
     else:
-        _status_table(items)
+        _status_table(found["sources"])
 
 
 def _status_table(items: list[Any]) -> None:
@@ -111,8 +117,9 @@ def _status_table(items: list[Any]) -> None:
         "ignored": "magenta",
     }
     for item in items:
-        color = colors.get(item.state, "cyan")
+        get = item.get if isinstance(item, dict) else item.__getattribute__  # the JSON or the objects
+        color = colors.get(get("state"), "cyan")
         # titles, reasons and party names are user data: no markup, no control characters
-        cells = [escape(safe_text(v or "-", 2000)) for v in (item.source_key, item.title, item.kind, item.origin)]
-        table.add_row(*cells, f"[{color}]{escape(item.state)}[/]", escape(safe_text(item.why, 4000)))
+        cells = [escape(safe_text(get(name) or "-", 2000)) for name in ("source_key", "title", "kind", "origin")]
+        table.add_row(*cells, f"[{color}]{escape(get('state'))}[/]", escape(safe_text(get("why"), 4000)))
     out.print(table)

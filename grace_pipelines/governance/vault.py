@@ -116,6 +116,30 @@ class Vault:
             details={"purpose": purpose, "expires_at": expires_at.isoformat() if expires_at else None},
         )
 
+    def refuse(self, name: str, purpose: str, *, actor: str) -> int:
+        """Close the pending requests to use `name` for `purpose` without approving them (the
+        engine keeps being refused); returns how many were closed. Audited as `vault.refuse`."""
+        _check(name, purpose)
+        with self.db.begin() as conn:
+            closed = (
+                conn.execute(
+                    requests_table.update()
+                    .where(
+                        requests_table.c.name == name,
+                        requests_table.c.purpose == purpose,
+                        requests_table.c.resolved_at.is_(None),
+                    )
+                    .values(resolved_at=utcnow())
+                ).rowcount
+                or 0
+            )
+        if not closed:
+            raise VaultError(f"no pending request to use {name!r} for {purpose!r}")
+        record(
+            self.db, actor=actor, action="vault.refuse", subject=name, details={"purpose": purpose, "requests": closed}
+        )
+        return closed
+
     def revoke(self, name: str, purpose: str | None = None, *, actor: str) -> int:
         """Revoke active approvals of `name` (for one purpose, or all); returns how many."""
         _check(name, purpose)

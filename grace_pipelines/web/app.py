@@ -31,6 +31,7 @@ API_PREFIX = "/api/v1"
 DOCS_URL = "/api/docs"
 OPENAPI_URL = "/api/openapi.json"
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 
 log = logging.getLogger("grace_pipelines.web")
 
@@ -62,7 +63,7 @@ def create_app(
         title="Grace",
         summary="Search, ask, play and decide over your recordings and documents.",
         version="1",
-        docs_url=DOCS_URL,
+        docs_url=None,  # our own page below: Swagger UI comes from a CDN (blank offline, looser CSP)
         redoc_url=None,
         openapi_url=OPENAPI_URL,
         lifespan=lifespan,
@@ -76,14 +77,78 @@ def create_app(
     for router in (sources.router, search.router, consent.router):
         app.include_router(router, prefix=API_PREFIX)
 
+    from fastapi.staticfiles import StaticFiles
+
+    from grace_pipelines.web import pages
+
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request) -> Any:
         return app.state.templates.TemplateResponse(
             request, "index.html", {"csrf_token": csrf_for(ctx.token), "docs_url": DOCS_URL}
         )
 
-    app.add_middleware(Guard, token=ctx.token, hosts=allowed_hosts(host, port), docs_prefixes=(DOCS_URL,))
+    @app.get(DOCS_URL, response_class=HTMLResponse, include_in_schema=False)
+    def api_docs(request: Request) -> Any:
+        context = {"csrf_token": csrf_for(ctx.token), "openapi_url": OPENAPI_URL, **docs_view(app.openapi())}
+        return app.state.templates.TemplateResponse(request, "api_docs.html", context)
+
+    app.add_middleware(Guard, token=ctx.token, hosts=allowed_hosts(host, port))
     return app
+
+
+def _ref_names(schema: dict[str, Any] | None) -> list[str]:
+    """The component names a (possibly nested) schema refers to, else its type."""
+    if not schema:
+        return []
+    if "$ref" in schema:
+        return [schema["$ref"].rsplit("/", 1)[-1]]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            return [name for part in schema[key] for name in _ref_names(part)]
+    if schema.get("type") == "array":
+        return [f"list[{', '.join(_ref_names(schema.get('items')))}]"]
+    return [str(schema.get("type", "object"))]
+
+
+def docs_view(schema: dict[str, Any]) -> dict[str, Any]:
+    """What /api/docs shows of the OpenAPI schema: per path and method its summary,
+    parameters, request and response schema names (rendered server-side, nothing loaded)."""
+    operations = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {})
+            operations.append(
+                {
+                    "path": path,
+                    "method": method.upper(),
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "parameters": [
+                        {
+                            "name": p["name"],
+                            "in": p.get("in", ""),
+                            "required": p.get("required", False),
+                            "type": " | ".join(_ref_names(p.get("schema"))),
+                            "description": p.get("description", ""),
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    "request": [(kind, " | ".join(_ref_names(c.get("schema")))) for kind, c in body.items()],
+                    "responses": [
+                        (
+                            code,
+                            r.get("description", ""),
+                            " | ".join(n for c in r.get("content", {}).values() for n in _ref_names(c.get("schema"))),
+                        )
+                        for code, r in op.get("responses", {}).items()
+                    ],
+                }
+            )
+    info = schema.get("info", {})
+    return {"info": info, "operations": operations, "schemas": sorted(schema.get("components", {}).get("schemas", {}))}
 
 
 def _errors(app: FastAPI) -> None:

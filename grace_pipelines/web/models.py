@@ -176,3 +176,26 @@ class CredentialRequest(Out):
 class Decisions(Out):
     parties: list[PartyDecisions]
     credentials: list[CredentialRequest] = Field(description="Credential uses waiting for approval.")
+
+
+class ApproveRequest(BaseModel):
+    name: str = Field(description="The secret's name.")
+    purpose: str = Field(description="What it may be used for (embedding, transcription, ...).")
+    ttl: str | None = Field(None, description="The approval lasts this long (90m, 12h, 30d, 2w).")
+
+
+class RefuseRequest(BaseModel):
+    name: str = Field(description="The secret's name.")
+    purpose: str = Field(description="The purpose whose pending use is refused.")
+
+
+class Refused(Out):
+    name: str
+    purpose: str
+    requests_closed: int
+
+
+class Approved(Out):
+    name: str
+    purpose: str
+    expires_at: str | None

@@ -36,12 +36,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_FORM_BYTES = 1024 * 1024  # a urlencoded form read to find its csrf_token field
 
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-# Swagger UI (FastAPI's /api/docs page) loads its bundle from a CDN and starts it inline
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -102,12 +96,11 @@ class Guard:
     """ASGI middleware: Host check (400), token by bearer header or cookie (401), the token URL
     turned into a cookie, CSRF + same origin for cookie-borne state changes (403), headers."""
 
-    def __init__(self, app: ASGIApp, *, token: str, hosts: frozenset[str], docs_prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, *, token: str, hosts: frozenset[str]) -> None:
         self.app = app
         self.token = token
         self.csrf = csrf_for(token)
         self.hosts = hosts
-        self.docs_prefixes = docs_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -180,7 +173,7 @@ class Guard:
         await _reply(send, 303, {"detail": "see other"}, extra)
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
-        csp = DOCS_CSP if scope["path"].startswith(self.docs_prefixes) else CSP
+        csp = CSP  # every page, the API docs included, is self-contained
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":

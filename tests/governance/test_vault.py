@@ -126,3 +126,19 @@ def test_secret_names_and_argv(home: Path) -> None:
         app, ["secrets", "set", "openai", "sk-on-the-command-line"], env={"GRACE_HOME": str(home)}
     )
     assert result.exit_code != 0, "values are never taken from argv"
+
+
+def test_a_refused_request_is_closed_unapproved_and_audited(home: Path) -> None:
+    grace = Grace(home)
+    grace.vault.set("openai", "value-never-shown", actor="t")
+    with pytest.raises(VaultRefused):
+        grace.vault.use("openai", "embedding", actor="engine")
+    env = {"GRACE_HOME": str(home)}
+    result = CliRunner().invoke(app, ["secrets", "refuse", "openai", "--purpose", "embedding"], env=env)
+    assert result.exit_code == 0 and "refused 1 pending use" in result.output
+    assert grace.vault.pending() == []
+    with pytest.raises(VaultRefused):  # still not approved
+        grace.vault.use("openai", "embedding", actor="engine")
+    assert any(e["action"] == "vault.refuse" and e["subject"] == "openai" for e in grace.audit_tail(5))
+    nothing = CliRunner().invoke(app, ["secrets", "refuse", "openai", "--purpose", "transcription"], env=env)
+    assert nothing.exit_code == 1 and "no pending request" in nothing.output

@@ -60,3 +60,20 @@ def decisions(ctx: WebContext = Depends(context)) -> dict[str, Any]:
         "parties": [{"party": p, "waiting": w} for p, w in sorted(parties.items())],
         "credentials": ctx.grace.vault.pending(),
     }
+
+
+@router.post("/secrets/approve", response_model=models.Approved, responses=ERRORS)
+def approve_secret(body: models.ApproveRequest, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+    """Approve a credential use for one purpose (optionally for `ttl`), as `grace secrets
+    approve`: the vault's own checks and its audit entry, actor "web"."""
+    expires = utcnow() + parse_ttl(body.ttl) if body.ttl else None
+    ctx.grace.vault.approve(body.name, body.purpose, actor=ACTOR, expires_at=expires)
+    return {"name": body.name, "purpose": body.purpose, "expires_at": expires.isoformat() if expires else None}
+
+
+@router.post("/secrets/refuse", response_model=models.Refused, responses=ERRORS)
+def refuse_secret(body: models.RefuseRequest, ctx: WebContext = Depends(context)) -> dict[str, Any]:
+    """Refuse a pending credential use: the request is closed unapproved (the engine stays
+    refused) and the vault audits `vault.refuse`, actor "web"."""
+    closed = ctx.grace.vault.refuse(body.name, body.purpose, actor=ACTOR)
+    return {"name": body.name, "purpose": body.purpose, "requests_closed": closed}
