@@ -34,4 +34,7 @@ def serve(
         chosen = host or grace.settings.serve_host
         if chosen not in LOOPBACK:
             err.print(f"[bold yellow]warning:[/] listening on {chosen}: reachable from other machines", highlight=False)
-        run(grace.settings, host=chosen, port=port, grace=grace, on_ready=ready)
+        try:
+            run(grace.settings, host=chosen, port=port, grace=grace, on_ready=ready)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a normal stop, after server.json is removed
+            err.print("stopped", highlight=False)

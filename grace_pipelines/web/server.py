@@ -137,6 +137,11 @@ def serve(
 
     host = host or settings.serve_host
     port = settings.serve_port if port is None else port
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM as Ctrl-C's twin, from before server.json exists: uvicorn re-raises a captured
+        # SIGTERM once it has shut down, and a SIGTERM while the app is built would otherwise kill
+        # the process with the default handler before `listening` removes server.json
+        signal.signal(signal.SIGTERM, _interrupt)
     with listening(settings.home, host, port) as bound:
         app = create_app(settings, grace, host=host, port=bound.port)
         config = uvicorn.Config(
@@ -155,10 +160,6 @@ def serve(
                 if on_ready is not None and not self.should_exit:
                     on_ready(bound, self)
 
-        if threading.current_thread() is threading.main_thread():
-            # uvicorn re-raises a captured SIGTERM once it has shut down; with the default handler
-            # that kills the process before `listening` removes server.json, so make it Ctrl-C's twin
-            signal.signal(signal.SIGTERM, _interrupt)
         Server(config).run(sockets=[bound.sock])
 
 

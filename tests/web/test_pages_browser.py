@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from grace_pipelines.search.citations import parse_citation
-from grace_pipelines.web.server import serve
 
-from .conftest import Served
+from .conftest import Served, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -37,21 +36,8 @@ UPLOADED = "# Gannet notes\n\nThe gannet colony doubled since the last census of
 
 @pytest.fixture(scope="module")
 def live(served: Served) -> Iterator[str]:
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-
-    def on_ready(bound: Any, server: Any) -> None:
-        state.update(bound=bound, server=server)
-        ready.set()
-
-    thread = threading.Thread(
-        target=serve, args=(served.grace.settings,), kwargs={"port": 0, "grace": served.grace, "on_ready": on_ready}
-    )
-    thread.start()
-    assert ready.wait(60), "the server did not start"
-    yield state["bound"].url.rstrip("/")
-    state["server"].should_exit = True
-    thread.join(30)
+    with serving(served) as state:
+        yield state["bound"].url.rstrip("/")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from grace_pipelines.cli import app as cli
-from grace_pipelines.web.server import ServerRunning, listening, running_server, serve
+from grace_pipelines.web.server import ServerRunning, listening, running_server
 
-from .conftest import Served
+from .conftest import Served, serving
 
 CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own client logs its URLs; the server must not
 
@@ -28,22 +27,8 @@ CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own client logs its URLs; t
 @pytest.fixture
 def live(served: Served, caplog: pytest.LogCaptureFixture) -> Iterator[dict[str, Any]]:
     caplog.set_level(logging.DEBUG)
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-
-    def on_ready(bound: Any, server: Any) -> None:
-        state.update(bound=bound, server=server)
-        ready.set()
-
-    thread = threading.Thread(
-        target=serve, args=(served.grace.settings,), kwargs={"port": 0, "grace": served.grace, "on_ready": on_ready}
-    )
-    thread.start()
-    assert ready.wait(60), "the server did not start"
-    yield state
-    state["server"].should_exit = True
-    thread.join(30)
-    assert not thread.is_alive()
+    with serving(served) as state:
+        yield state
 
 
 def test_server_json_single_instance_and_clean_logs(served: Served, live: dict[str, Any], caplog) -> None:
@@ -108,7 +93,7 @@ def test_sigterm_stops_grace_serve_and_removes_server_json(tmp_path) -> None:
             assert time.monotonic() < deadline, "grace serve did not start"
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        assert proc.wait(timeout=30) == 0, "a SIGTERM is a normal stop"
     finally:
         if proc.poll() is None:
             proc.kill()
