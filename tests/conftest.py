@@ -5,9 +5,11 @@ daemon would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -196,3 +198,29 @@ class Driver:
             )
         self.runs.extend(done)
         return done
+
+
+@contextlib.contextmanager
+def serving(grace: Any) -> Iterator[dict[str, Any]]:
+    """A real `grace serve` uvicorn for `grace`'s home on a free loopback port, in a thread: yields
+    {"bound": Listening (url, port, token), "server": the uvicorn server}; stopped on exit."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    def on_ready(bound: Any, server: Any) -> None:
+        state.update(bound=bound, server=server)
+        ready.set()
+
+    from grace_pipelines.web.server import serve
+
+    thread = threading.Thread(
+        target=serve, args=(grace.settings,), kwargs={"port": 0, "grace": grace, "on_ready": on_ready}
+    )
+    thread.start()
+    assert ready.wait(60), "the server did not start"
+    try:
+        yield state
+    finally:
+        state["server"].should_exit = True
+        thread.join(30)
+    assert not thread.is_alive()

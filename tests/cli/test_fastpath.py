@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ from typer.testing import CliRunner
 from grace_pipelines.api import Grace
 from grace_pipelines.cli import app as cli
 from grace_pipelines.cli import fastpath
-from grace_pipelines.web.server import serve
 
-from ..conftest import clean_env, drop_file
+from ..conftest import clean_env, drop_file, serving
 
 NOTES = (
     "# Osprey rollout\n\nThe osprey release ships to the Porto office on the third of June.\n"
@@ -44,23 +42,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         doc = drop_file(root / "drop", name="osprey.md", data=NOTES, grants={"me": ["transcribe", "index"]})
         (outcome,) = grace.ingest([doc], wait=True)
         assert outcome.state == "searchable", outcome.why
-        ready = threading.Event()
-        state: dict[str, Any] = {}
-
-        def on_ready(bound: Any, server: Any) -> None:
-            state.update(bound=bound, server=server)
-            ready.set()
-
-        thread = threading.Thread(
-            target=serve, args=(grace.settings,), kwargs={"port": 0, "grace": grace, "on_ready": on_ready}
-        )
-        thread.start()
-        assert ready.wait(60), "the server did not start"
-        try:
+        with serving(grace):
             yield home
-        finally:
-            state["server"].should_exit = True
-            thread.join(30)
 
 
 def _run(home: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> Any:

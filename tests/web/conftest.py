@@ -4,12 +4,9 @@ with the bearer token, one anonymous (both speak the server's own Host)."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -19,7 +16,6 @@ from starlette.testclient import TestClient
 from grace_pipelines.api import Grace
 from grace_pipelines.web.app import create_app
 from grace_pipelines.web.security import load_or_create_token
-from grace_pipelines.web.server import serve
 
 from ..conftest import FIXTURES, clean_env
 
@@ -49,27 +45,3 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert standup.state == "searchable", standup.why
         app = create_app(grace.settings, grace, port=PORT, warm=False)
         yield Served(home, grace, app, load_or_create_token(home))
-
-
-@contextlib.contextmanager
-def serving(served: Served) -> Iterator[dict[str, Any]]:
-    """A real uvicorn for `served`'s home on a free loopback port, in a thread: yields
-    {"bound": Listening (url, port, token), "server": the uvicorn server}; stopped on exit."""
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-
-    def on_ready(bound: Any, server: Any) -> None:
-        state.update(bound=bound, server=server)
-        ready.set()
-
-    thread = threading.Thread(
-        target=serve, args=(served.grace.settings,), kwargs={"port": 0, "grace": served.grace, "on_ready": on_ready}
-    )
-    thread.start()
-    assert ready.wait(60), "the server did not start"
-    try:
-        yield state
-    finally:
-        state["server"].should_exit = True
-        thread.join(30)
-    assert not thread.is_alive()

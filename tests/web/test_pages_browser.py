@@ -21,7 +21,8 @@ import pytest
 
 from grace_pipelines.search.citations import parse_citation
 
-from .conftest import Served, serving
+from ..conftest import serving
+from .conftest import Served
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -36,7 +37,7 @@ UPLOADED = "# Gannet notes\n\nThe gannet colony doubled since the last census of
 
 @pytest.fixture(scope="module")
 def live(served: Served) -> Iterator[str]:
-    with serving(served) as state:
+    with serving(served.grace) as state:
         yield state["bound"].url.rstrip("/")
 
 

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from grace_pipelines.cli import app as cli
 from grace_pipelines.web.server import ServerRunning, listening, running_server
 
-from .conftest import Served, serving
+from ..conftest import serving
+from .conftest import Served
 
 CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own client logs its URLs; the server must not
 
@@ -27,7 +28,7 @@ CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own client logs its URLs; t
 @pytest.fixture
 def live(served: Served, caplog: pytest.LogCaptureFixture) -> Iterator[dict[str, Any]]:
     caplog.set_level(logging.DEBUG)
-    with serving(served) as state:
+    with serving(served.grace) as state:
         yield state
 
 
