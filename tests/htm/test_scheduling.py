@@ -18,20 +18,12 @@ from grace_pipelines.definitions import build_definitions
 from grace_pipelines.htm.sla import SlaTarget
 from grace_pipelines.settings import load_settings
 
-from ..conftest import FIXTURES, Driver, drop_file
+from ..conftest import FIXTURES, Clock, Driver, drop_file
 from ..resources.local_http import local_server, send_json
 
 UTC = timezone.utc
 NOON = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
 NIGHT = datetime(2026, 11, 25, 0, 10, tzinfo=UTC)  # 01:10 in Berlin, inside 01:00-06:00
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _setup(home: Path, instance: dg.DagsterInstance, clock: Clock, **overrides):

@@ -21,20 +21,12 @@ from grace_pipelines.intents.service import submit
 from grace_pipelines.runtime.recovery import run_tags
 from grace_pipelines.settings import load_settings
 
-from ..conftest import FIXTURES, Driver, drop_file
+from ..conftest import FIXTURES, Clock, Driver, drop_file
 from ..resources.local_http import local_server, send_json
 from .helpers import register
 
 UTC = timezone.utc
 NOON = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _setup(home: Path, instance: dg.DagsterInstance, clock: Clock, **overrides):
