@@ -158,10 +158,14 @@ class Grace(PlaybooksMixin):
         """Best chunks for `query` with citations; only sources that still have index consent
         (hybrid by default; vector and hybrid re-ranked by their best sentence unless `rerank=False`);
         `filters`: a search.filters.SearchFilters (parse_filters reads what people type)."""
+        return self._search(query, k=k, mode=mode, rerank=rerank, filters=filters)[0]
+
+    def _search(self, query: str, **how: Any) -> tuple[list[SearchResult], Any]:
+        """The results and the query's vector (an answer reuses it)."""
         c = self.clients
         retriever = Retriever(self.settings, self.db, c.embedder, c.chunk_index, c.blob_store)
         try:
-            return retriever.search(query, k=k, mode=mode, rerank=rerank, filters=filters)
+            return retriever.search(query, **how), retriever.query_vector
         finally:
             self.search_warnings = retriever.warnings
 
@@ -170,9 +174,8 @@ class Grace(PlaybooksMixin):
         extractive (labelled); 'nothing found' when no passage is relevant."""
         from grace_pipelines.search.answer import answer_question
 
-        return answer_question(
-            question, self.search(question, k=k, mode="hybrid", filters=filters), self.clients.embedder, self.settings
-        )
+        results, vector = self._search(question, k=k, mode="hybrid", filters=filters)
+        return answer_question(question, results, self.clients.embedder, self.settings, question_vec=vector)
 
     def clip(self, citation: str, *, context_s: float = 1.0, source_key: str | None = None) -> tuple[bytes, SourceRow]:
         """The cited window of a recording (plus `context_s` either side) as WAV bytes, decoded
@@ -190,10 +193,13 @@ class Grace(PlaybooksMixin):
 
     # ---- consent and purge ----------------------------------------------------------------
     def resolve(self, ref: str) -> SourceRow:
-        row = self.db.find_source(ref)
-        if row is None:
+        candidates = self.db.sources_matching(ref)
+        if len(candidates) > 1:
+            keys = ", ".join(c.key for c in candidates)
+            raise GraceError(f"several sources match {ref!r} ({keys}): use a source key")
+        if not candidates:
             raise GraceError(f"no source matches {ref!r} (use a source key, or the file name of a drop)")
-        return row
+        return candidates[0]
 
     def grant(
         self,

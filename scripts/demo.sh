@@ -40,4 +40,5 @@ say "a playbook: HTM timing and sizing (SLA compliance, latency, queue, starvati
 grace playbooks run htm_timing_and_sizing
 
 printf '\nOpen the control room (asset groups ops, orchestration, intent and dev; see docs/control_room.md) with:\n  GRACE_HOME=%q make dev\n' "$GRACE_HOME"
-printf 'Search, ask, play and decide in the web app (it prints a URL carrying its access token) with:\n  GRACE_HOME=%q %q serve\n' "$GRACE_HOME" "$(command -v grace)"
+printf 'Search, ask, play and decide in the web app: start it (make dev starts it too) with\n  GRACE_HOME=%q %q serve\nthen open (the address carries its access token, kept in GRACE_HOME/web/token):\n  %s\n' \
+  "$GRACE_HOME" "$(command -v grace)" "$(grace serve --print-url)"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from grace_pipelines.cli.app import HomeOption, actor, app, emit_json, errors, grace_for, out
@@ -73,11 +74,13 @@ def purge(
 
 @consent_app.command("list")
 def consent_list(
-    pending: bool = typer.Option(False, "--pending", help="Only what still misses someone's grant."),
+    pending: bool = typer.Option(
+        False, "--pending", help="Only what still waits on someone's decision (a refusal is a decision)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     home: Path | None = HomeOption,
 ) -> None:
-    """Per source and scope: participants, who granted and who is missing."""
+    """Per source and scope: participants, who granted, who is missing (refused: marked)."""
     with errors():
         items = grace_for(home).consent_list(pending=pending)
     if as_json:
@@ -87,7 +90,12 @@ def consent_list(
     for column in ("source", "title", "scope", "granted", "missing"):
         table.add_column(column, overflow="fold")
     for i in items:
-        table.add_row(
-            i["source_key"], i["title"], i["scope"], ", ".join(i["granted"]) or "-", ", ".join(i["missing"]) or "-"
+        cells = (
+            i["source_key"],
+            i["title"],
+            i["scope"],
+            ", ".join(i["granted"]) or "-",
+            ", ".join(f"{p} (refused)" if p in i["refused"] else p for p in i["missing"]) or "-",
         )
+        table.add_row(*(escape(c) for c in cells))  # a title or party may look like [markup]
     out.print(table)

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -55,9 +56,14 @@ def doctor(
 @app.command()
 def dev(
     port: int = typer.Option(3000, help="Port of the web UI."),
+    serve_port: int | None = typer.Option(
+        None, "--serve-port", help="Port of the person's web app (default serve_port, 8765; 0: any free port)."
+    ),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Do not start the person's web app (grace serve)."),
     home: Path | None = HomeOption,
 ) -> None:
-    """Start the Dagster web UI and daemon on 127.0.0.1 for GRACE_HOME."""
+    """Start the Dagster web UI and daemon on 127.0.0.1 for GRACE_HOME, and beside them the
+    person's web app (`grace serve`), which stops with them."""
     with errors():
         grace = grace_for(home)
         grace.init()
@@ -86,6 +92,8 @@ def dev(
     ]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (GRACE_HOME={grace.settings.home})")
     _refresh_layers_in_background(env, grace.settings.dagster_home / "layers-refresh.log")
+    if not no_serve:
+        _serve_in_background(env, grace.settings, serve_port)
     os.execvpe(argv[0], argv, env)
 
 
@@ -113,6 +121,34 @@ def _refresh_layers_in_background(env: dict[str, str], log: Path) -> None:
             stderr=sink,
             start_new_session=True,
         )
+
+
+def _serve_in_background(env: dict[str, str], settings: Any, port: int | None) -> None:
+    """`grace serve` as a child of this process (which becomes `dagster dev` by exec, keeping its
+    pid): in its process group, so Ctrl-C stops both, and watching its parent (`--exit-with`), so
+    any other end of the control room stops it too. Its stdout (where the token URL goes) is
+    dropped; its stderr goes to GRACE_HOME/web/serve.log. The URL is printed here instead."""
+    import subprocess
+
+    from grace_pipelines.cli.web import url_for
+    from grace_pipelines.web.security import web_dir
+
+    port = settings.serve_port if port is None else port
+    argv = [sys.executable, "-c", "from grace_pipelines.cli import main; main()", "serve", "--port", str(port)]
+    log = web_dir(settings.home) / "serve.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as sink:
+        subprocess.Popen(
+            [*argv, "--exit-with", str(os.getpid())],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    if port:
+        err.print(f"Web app on {url_for(settings, port=port)}", highlight=False, soft_wrap=True)
+    else:
+        err.print(f"Web app on a free port: see {web_dir(settings.home) / 'server.json'}", highlight=False)
 
 
 @app.command()

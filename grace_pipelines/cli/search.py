@@ -93,8 +93,8 @@ def ask(
 
             grace = grace_for(home)
             filters = _filters(grace, since, until, origin, kind, source, by)
-            answer = ask_json(grace.ask(question, k=k, filters=filters), filters)
-            warn(grace.search_warnings)  # (the API's answer does not carry them)
+            answer = ask_json(grace.ask(question, k=k, filters=filters), grace.search_warnings, filters)
+    warn(answer["skipped"])
     if as_json:
         emit_json(answer)
         return

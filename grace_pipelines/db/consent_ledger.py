@@ -62,6 +62,21 @@ class ConsentLedger(Repository):
                 for r in rows
             ]
 
+    def consent_events_for(self, source_keys: Sequence[str]) -> dict[str, list[ConsentEvent]]:
+        """`consent_events` of many sources in one query (every key present, maybe empty)."""
+        out: dict[str, list[ConsentEvent]] = {key: [] for key in source_keys}
+        if not out:
+            return out
+        with self.begin() as conn:
+            rows = conn.execute(
+                consent_table.select().where(consent_table.c.source_key.in_(list(out))).order_by(consent_table.c.id)
+            )
+            for r in rows:
+                out[r.source_key].append(
+                    ConsentEvent(party=r.party, scope=r.scope, action=r.action, at=r.at, expires_at=r.expires_at)
+                )
+        return out
+
     def consent_rows(self, after_id: int = 0, source_key: str | None = None) -> list[dict[str, Any]]:
         query = consent_table.select().where(consent_table.c.id > after_id)
         if source_key:

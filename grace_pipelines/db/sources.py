@@ -77,6 +77,14 @@ class SourceRepository(Repository):
             row = conn.execute(sources_table.select().where(sources_table.c.key == key)).first()
         return SourceRow(**row._mapping) if row else None
 
+    def get_sources(self, keys: Sequence[str]) -> dict[str, SourceRow]:
+        """The known ones among `keys`, in one query (search looks up every hit's source)."""
+        if not keys:
+            return {}
+        with self.begin() as conn:
+            rows = conn.execute(sources_table.select().where(sources_table.c.key.in_(list(set(keys)))))
+            return {r.key: SourceRow(**r._mapping) for r in rows}
+
     def list_sources(self) -> list[SourceRow]:
         with self.begin() as conn:
             rows = conn.execute(sources_table.select().order_by(sources_table.c.dropped_at))
@@ -84,18 +92,22 @@ class SourceRepository(Repository):
 
     def find_source(self, ref: str) -> SourceRow | None:
         """A source by key, unique key prefix, file name, title, or a path ending in the name."""
+        candidates = self.sources_matching(ref, limit=2)
+        return candidates[0] if len(candidates) == 1 else None
+
+    def sources_matching(self, ref: str, limit: int = 5) -> list[SourceRow]:
+        """Every source `ref` could mean (at most `limit`): the exact key alone when it is one."""
         ref = ref.strip()
         name = ref.replace("\\", "/").rsplit("/", 1)[-1]
         exact = self.get_source(ref)
         if exact:
-            return exact
+            return [exact]
         c = sources_table.c
         match = sa.or_(c.filename == name, c.title == name)
         if len(ref) >= 4 and all(ch in "0123456789abcdef" for ch in ref):  # a key prefix (hex: no LIKE wildcards)
             match = sa.or_(match, c.key.like(f"{ref}%"))
         with self.begin() as conn:  # in SQL: thousands of sources are not read to find one
-            candidates = [SourceRow(**r._mapping) for r in conn.execute(sources_table.select().where(match).limit(2))]
-        return candidates[0] if len(candidates) == 1 else None
+            return [SourceRow(**r._mapping) for r in conn.execute(sources_table.select().where(match).limit(limit))]
 
     def update_source(self, key: str, **values: Any) -> None:
         values["updated_at"] = utcnow()

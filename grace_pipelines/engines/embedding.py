@@ -18,10 +18,15 @@ class EmbeddingError(RuntimeError):
     """The embedder failed; the message says why (never the text itself)."""
 
 
+# What an embeddings row holds beyond the vector; a change re-embeds every source (embeddings
+# only). "sentences-1": sealed sentence vectors per row (search/sentences.py, December 2026).
+ROW_LAYOUT = "sentences-1"
+
+
 def code_version_of(engine: str, model_name: str, model_version: str, dim: int) -> str:
     """Identity of the vectors an embedder makes (engine, model, version, size): when it
     changes, every source is re-embedded and nothing upstream is redone."""
-    identity = f"{engine}:{model_name}:{model_version}:{dim}"
+    identity = f"{engine}:{model_name}:{model_version}:{dim}:{ROW_LAYOUT}"
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 

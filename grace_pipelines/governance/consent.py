@@ -53,6 +53,16 @@ def granted_parties(events: Iterable[ConsentEvent], scope: str, now: datetime) -
     }
 
 
+def refused_parties(events: Iterable[ConsentEvent], scope: str) -> set[str]:
+    """Parties whose latest event for `scope` is a revocation: they decided no (a refusal from
+    the decisions page is recorded as one), so nothing waits on them."""
+    latest: dict[str, ConsentEvent] = {}
+    for event in events:
+        if event.scope == scope:
+            latest[event.party] = event
+    return {party for party, event in latest.items() if event.action == "revoke"}
+
+
 def missing_parties(
     participants: Sequence[str], events: Iterable[ConsentEvent], scope: str, now: datetime
 ) -> list[str]:

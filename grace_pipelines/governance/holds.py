@@ -19,7 +19,7 @@ from typing import Any
 from grace_pipelines.db.records import SourceRow
 from grace_pipelines.db.schema import HELD_STAGES, utcnow
 from grace_pipelines.db.state import StateDB
-from grace_pipelines.governance.consent import SCOPES, grant_command, missing_parties
+from grace_pipelines.governance.consent import SCOPES, grant_command, missing_parties, refused_parties
 from grace_pipelines.stores.blobs import TRANSCRIPT
 
 INGEST_ASSETS = ("source", "transcript", "chunks", "embeddings")
@@ -99,14 +99,17 @@ def released(db: StateDB, blob_store: object, keys: Iterable[str]) -> list[tuple
 
 def consent_overview(db: StateDB, *, pending: bool = False) -> list[dict[str, Any]]:
     """Per source and scope: participants, who granted, who is missing (and the command that
-    grants for each); `pending`: only what still waits on someone."""
+    grants for each), and which of the missing refused (their latest event is a revocation);
+    `pending`: only what still waits on someone who has not decided."""
     out = []
     now = utcnow()
     for row in db.list_sources():
         events = db.consent_events(row.key)
         for scope in SCOPES:
             missing = missing_parties(row.participants, events, scope, now)
-            if pending and not missing:
+            refused = refused_parties(events, scope)
+            waiting = [p for p in missing if p not in refused]  # who has not decided yet
+            if pending and not waiting:
                 continue
             out.append(
                 {
@@ -116,6 +119,7 @@ def consent_overview(db: StateDB, *, pending: bool = False) -> list[dict[str, An
                     "participants": row.participants,
                     "granted": [p for p in row.participants if p not in missing],
                     "missing": missing,
+                    "refused": [p for p in missing if p in refused],
                     "commands": [grant_command(row.key, p, scope) for p in missing],
                 }
             )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import numpy as np
 
 from grace_pipelines.db.schema import Stage, utcnow
 from grace_pipelines.db.state import StateDB
@@ -23,7 +24,8 @@ from grace_pipelines.ingest.consent_gate import (
     require_consent,
 )
 from grace_pipelines.ingest.media import MediaError
-from grace_pipelines.stores.blobs import CHUNKS, ORIGINAL, TRANSCRIPT, seal_text
+from grace_pipelines.search import sentences
+from grace_pipelines.stores.blobs import CHUNKS, ORIGINAL, TRANSCRIPT, seal_bytes, seal_text
 from grace_pipelines.text.chunking import chunk_sections, chunk_transcript
 from grace_pipelines.text.extract import ExtractBudget, NoTextLayer, extract
 from grace_pipelines.text.keywords import blind_tokens
@@ -204,7 +206,13 @@ def embedding_rows(
     text_key = blob_store.text_key(key, create=True)
     index_key = blob_store.index_key()
     started = time.perf_counter()
-    vectors = embedder.embed([p["text"] for p in pieces])
+    spans = [sentences.pieces_of(p["text"], p.get("moments")) for p in pieces]
+    texts = [p["text"] for p in pieces] + [p["text"][a:b] for p, s in zip(pieces, spans) for a, b, _, _ in s]
+    embedded = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
+    vectors, sentence_vectors, at = embedded[: len(pieces)], [], len(pieces)
+    for s in spans:  # one embedding batch for chunks and sentences (the embedder sorts by length)
+        sentence_vectors.append(embedded[at : at + len(s)])
+        at += len(s)
     embed_s = time.perf_counter() - started
     rows = [
         {
@@ -220,6 +228,7 @@ def embedding_rows(
             "line_start": p.get("line_start"),
             "line_end": p.get("line_end"),
             "moments": json.dumps(p.get("moments") or []),
+            "sentences_enc": seal_bytes(text_key, sentences.pack(sv), sentences.aad_for(key, p["index"])),
             "page": p.get("page"),
             "heading_enc": seal_text(text_key, p["heading"], f"{key}:{p['index']}:heading")
             if p.get("heading")
@@ -228,7 +237,7 @@ def embedding_rows(
             "model_version": embedder.model_version,
             "vector": vector.tolist(),
         }
-        for p, vector in zip(pieces, vectors)
+        for p, vector, sv in zip(pieces, vectors, sentence_vectors)
     ]
     return rows, embed_s
 

@@ -10,8 +10,7 @@ A damaged source is skipped with a warning, never failing the whole search.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,14 +19,14 @@ from grace_pipelines.db.schema import Stage, utcnow
 from grace_pipelines.db.state import StateDB
 from grace_pipelines.errors import GraceError
 from grace_pipelines.governance.consent import missing_parties
+from grace_pipelines.search import sentences
 from grace_pipelines.search.citations import citation_for
 from grace_pipelines.search.filters import SearchFilters, all_source_keys, allowed_keys
 from grace_pipelines.search.fusion import cosine
 from grace_pipelines.search.fusion import rerank as rerank_by_sentences
 from grace_pipelines.settings import GraceSettings
-from grace_pipelines.stores.blobs import TEXT_KEY, BlobError, open_text
-from grace_pipelines.stores.vectors import MODES, keys_filter
-from grace_pipelines.text.chunking import sentence_spans
+from grace_pipelines.stores.blobs import TEXT_KEY, BlobError, open_bytes, open_text
+from grace_pipelines.stores.vectors import MODES, SENTENCES_COLUMN, keys_filter
 from grace_pipelines.text.keywords import blind_tokens
 
 
@@ -49,9 +48,15 @@ class SearchResult:
     heading: str | None = None
     passage_start_s: float | None = None  # the whole chunk's window; start_s/end_s pinpoint
     passage_end_s: float | None = None  # the sentence that best matches the query
+    # the evidence an answer reuses (never printed): [from, to, cosine] per piece, chunk cosine
+    scored_pieces: list[tuple[int, int, float]] | None = field(default=None, repr=False, compare=False)
+    chunk_cosine: float | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("scored_pieces")
+        out.pop("chunk_cosine")
+        return out
 
 
 class Retriever:
@@ -62,6 +67,8 @@ class Retriever:
         self.settings, self.db = settings, db
         self.embedder, self.chunk_index, self.blob_store = embedder, chunk_index, blob_store
         self.warnings: list[str] = []  # what the last search skipped and why (a damaged source)
+        self._text_keys: dict[str, bytes | None] = {}
+        self.query_vector: Any = None
 
     def search(
         self,
@@ -91,24 +98,29 @@ class Retriever:
         where = keys_filter(keys, universe=all_source_keys(self.db)) if keys is not None else None
         embedder, store, blobs = self.embedder, self.chunk_index, self.blob_store
         vector = embedder.embed_query(query) if mode != "keyword" else None
+        self.query_vector = vector  # an answer reuses it (search/answer.py)
         tokens = blind_tokens(blobs.index_key(), query) if mode != "vector" else ""
         depth = max(k, self.settings.rerank_depth) if rerank and mode != "keyword" else k
         hits = store.search(tokens, vector, k=depth * 3, mode=mode, where=where)
         text_keys: dict[str, bytes | None] = {}
+        self._text_keys = text_keys  # this query's source text keys, for the sentence vectors
         allowed: dict[str, bool] = {}
         kept: list[tuple[Any, SearchResult]] = []
         self.warnings = []
+        # every hit's source and its consent in two queries (one per source cost ~6 ms at 100k)
+        hit_keys = list(dict.fromkeys(hit.row["source_key"] for hit in hits))
+        rows, events, now = self.db.get_sources(hit_keys), self.db.consent_events_for(hit_keys), utcnow()
+        for key in hit_keys:
+            row = rows.get(key)
+            allowed[key] = (
+                row is not None
+                and row.stage not in (Stage.PURGING, Stage.PURGED)
+                and not missing_parties(row.participants, events[key], "index", now)
+            )
         for hit in hits:
             key = hit.row["source_key"]
             if keys is not None and key not in keys:
                 continue
-            if key not in allowed:
-                row = self.db.get_source(key)
-                allowed[key] = (
-                    row is not None
-                    and row.stage not in (Stage.PURGING, Stage.PURGED)
-                    and not missing_parties(row.participants, self.db.consent_events(key), "index", utcnow())
-                )
             if not allowed[key]:
                 continue
             r = hit.row
@@ -166,26 +178,31 @@ class Retriever:
     ) -> list[tuple[Any, SearchResult]]:
         """Score each result's sentences against the query (one embedding batch): re-rank by the
         best sentence when `rerank`, and narrow each recording's window to its best sentence."""
-        spans: list[list[tuple[int, int, float | None, float | None]]] = []
-        for hit, result in kept:
-            moments = json.loads(hit.row.get("moments") or "[]")
-            if moments:
-                spans.append([(int(m[0]), int(m[1]), float(m[2]), float(m[3])) for m in moments])
-            else:
-                spans.append([(a, b, None, None) for a, b in sentence_spans(result.text)])
-        texts = [result.text[a:b] for (_, result), pieces in zip(kept, spans) for a, b, _, _ in pieces]
-        if not texts:
-            return kept
         query_vector = np.asarray(vector, dtype=np.float32)
-        flat = self.embedder.embed(texts) @ query_vector
-        sims, at = [], 0
-        for pieces in spans:
-            sims.append(flat[at : at + len(pieces)])
-            at += len(pieces)
+        spans = [sentences.pieces_of(result.text, hit.row.get("moments")) for hit, result in kept]
+        sims: list[np.ndarray | None] = []
+        missing: list[int] = []  # rows from before sentence vectors: embedded now, in one batch
+        for i, ((hit, result), pieces) in enumerate(zip(kept, spans)):
+            stored = self._stored_sentence_vectors(hit.row, result, len(pieces), len(query_vector))
+            if stored is None:
+                sims.append(None)
+                missing.append(i)
+            else:
+                sims.append(stored @ query_vector)
+        texts = [kept[i][1].text[a:b] for i in missing for a, b, _, _ in spans[i]]
+        if texts:
+            flat, at = self.embedder.embed(texts) @ query_vector, 0
+            for i in missing:
+                sims[i] = flat[at : at + len(spans[i])]
+                at += len(spans[i])
+        sims = [s if s is not None else np.zeros(0, dtype=np.float32) for s in sims]
         candidates = [hit for hit, _ in kept]
         for c in candidates:
             if c.cosine is None:  # a keyword-only hit under RRF fusion
                 c.cosine = cosine(c.row.get("vector"), query_vector)
+        for (_, result), c, pieces, s in zip(kept, candidates, spans, sims):
+            result.scored_pieces = [(a, b, float(x)) for (a, b, _, _), x in zip(pieces, s)]
+            result.chunk_cosine = c.cosine
         by_id = {id(hit): (hit, result, pieces) for (hit, result), pieces in zip(kept, spans)}
         if rerank:
             ordered = rerank_by_sentences(
@@ -206,3 +223,19 @@ class Retriever:
                 result.citation = citation_for({"title": result.title, "start_s": start, "end_s": end})
             out.append((hit, result))
         return out
+
+    def _stored_sentence_vectors(self, row: dict[str, Any], result: SearchResult, count: int, dim: int) -> Any:
+        """The row's sealed sentence vectors (n x dim), or None when it has none that fit."""
+        sealed = row.get(SENTENCES_COLUMN)
+        if not sealed:
+            return None
+        try:
+            key = self._text_keys.get(result.source_key)
+            if key is None:
+                return None
+            vectors = sentences.unpack(
+                open_bytes(key, sealed, sentences.aad_for(result.source_key, result.chunk_index)), dim
+            )
+        except (BlobError, ValueError):
+            return None  # damaged or from another model: embed them instead
+        return vectors if len(vectors) == count else None

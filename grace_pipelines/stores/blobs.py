@@ -76,10 +76,23 @@ def forget_keyrings() -> None:
 
 
 # ---- chunk text under a source's text key -------------------------------------------------
+def seal_bytes(key: bytes, data: bytes, aad: str) -> bytes:
+    """AES-256-GCM of one small value (a chunk's text, its sentence vectors) under a source's text
+    key: nonce || ciphertext."""
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(key).encrypt(nonce, data, aad.encode("utf-8"))
+
+
+def open_bytes(key: bytes, sealed: bytes, aad: str) -> bytes:
+    try:
+        return AESGCM(key).decrypt(sealed[:12], sealed[12:], aad.encode("utf-8"))
+    except (InvalidTag, ValueError):
+        raise BlobError(f"chunk {aad}: row does not decrypt (wrong key or tampered row)") from None
+
+
 def seal_text(key: bytes, text: str, aad: str) -> bytes:
     """AES-256-GCM of one short text (a chunk) under a source's text key: nonce || ciphertext."""
-    nonce = secrets.token_bytes(12)
-    return nonce + AESGCM(key).encrypt(nonce, text.encode("utf-8"), aad.encode("utf-8"))
+    return seal_bytes(key, text.encode("utf-8"), aad)
 
 
 def open_text(key: bytes, sealed: bytes, aad: str) -> str:

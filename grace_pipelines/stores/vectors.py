@@ -39,6 +39,7 @@ from grace_pipelines.search.fusion import BM25_HALF, KEYWORD_WEIGHT, Candidate, 
 
 TABLE = "chunks"  # the default model's table; others get their own (table_name_for)
 MODES = ("hybrid", "vector", "keyword")
+SENTENCES_COLUMN = "sentences_enc"
 FUSIONS = ("convex", "rrf")
 _KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -64,6 +65,7 @@ def chunks_schema(dim: int) -> pa.Schema:
             pa.field("page", pa.int32()),
             pa.field("heading_enc", pa.binary()),  # the section heading, sealed like the text
             pa.field("moments", pa.string()),  # JSON [[from, to, start_s, end_s], ...] per sentence
+            pa.field("sentences_enc", pa.binary()),  # sealed float16 vectors of its pieces (search/sentences.py)
             pa.field("model", pa.string()),
             pa.field("model_version", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),
@@ -202,12 +204,26 @@ class ChunkIndex:
                 table = self._db().create_table(self.table_name, schema=chunks_schema(dim))
             except (ValueError, OSError):  # created concurrently
                 table = self._db().open_table(self.table_name)
+        if SENTENCES_COLUMN not in table.schema.names:
+            table = self._add_sentences_column(table)
         existing = table.schema.field("vector").type.list_size
         if existing != dim:
             raise VectorStoreError(
                 f"table {self.table_name!r} holds {existing}-d vectors but the embedder gives {dim}-d; "
                 "each model needs its own table (table_name_for)"
             )
+        return table
+
+    def _add_sentences_column(self, table: Any) -> Any:
+        """A table written before sentence vectors (December 2026) gets the column, all null:
+        its rows keep working (search embeds their sentences per query) until re-embedded."""
+        try:
+            table.add_columns(pa.field(SENTENCES_COLUMN, pa.binary()))
+        except Exception:  # noqa: BLE001 - another process added it first; reopen and check
+            pass
+        table = self._db().open_table(self.table_name)
+        if SENTENCES_COLUMN not in table.schema.names:
+            raise VectorStoreError(f"table {self.table_name!r} could not get its {SENTENCES_COLUMN} column")
         return table
 
     def count(self, source_key: str | None = None) -> int:

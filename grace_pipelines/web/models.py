@@ -115,6 +115,7 @@ class Answer(Out):
     mode: str = Field(description="generated | extractive | not_found")
     citations: list[AnswerCitation]
     model: str | None
+    skipped: list[str] = Field(description="Sources the search could not read, and why.")
     filters: AppliedFilters
 
 
@@ -146,6 +147,7 @@ class ConsentItem(Out):
     participants: list[str]
     granted: list[str]
     missing: list[str]
+    refused: list[str] = Field(description="Those of `missing` whose latest decision is a revocation.")
     commands: list[str]
 
 

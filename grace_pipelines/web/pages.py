@@ -87,6 +87,8 @@ def decision_rows(pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for item in pending:
         for party in item["missing"]:
+            if party in item.get("refused", ()):
+                continue  # decided no: nothing waits on them
             row = rows.setdefault(
                 (party, item["source_key"]),
                 {"party": party, "source_key": item["source_key"], "title": item["title"], "scopes": []},

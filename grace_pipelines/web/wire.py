@@ -20,9 +20,10 @@ def search_json(query: str, results: Sequence[Any], skipped: Sequence[str], filt
     }
 
 
-def ask_json(answer: Any, filters: Any) -> dict[str, Any]:
-    """An Answer and the filters applied, as `grace ask --json` prints them."""
-    return {**answer.to_dict(), "filters": filters.to_dict()}
+def ask_json(answer: Any, skipped: Sequence[str], filters: Any) -> dict[str, Any]:
+    """An Answer, the sources its search could not read (and why) and the filters applied, as
+    `grace ask --json` prints them."""
+    return {**answer.to_dict(), "skipped": list(skipped), "filters": filters.to_dict()}
 
 
 def status_json(items: Sequence[Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from grace_pipelines.engines.embedding import ROW_LAYOUT
 from grace_pipelines.engines.minilm import MiniLMClient, load_minilm
 from grace_pipelines.engines.openai_client import OpenAIEmbeddingClient
 from grace_pipelines.resources.embedder import (
@@ -100,8 +101,11 @@ def test_minilm_model_identity(minilm: Embedder) -> None:
     code = minilm.code_version()
     assert len(code) == 12 and code == MiniLMEmbedder().code_version()
     assert code != OpenAIEmbedder().code_version()
-    # the identity the embeddings asset's code version and every stored source carry: never changes
-    assert code == hashlib.sha256(f"minilm:{MINILM_NAME}:{version}:384".encode()).hexdigest()[:12]
+    # the identity the embeddings asset's code version and every stored source carry: it changes
+    # only on purpose (a new model, or a new row layout, which re-embeds every source once)
+    assert ROW_LAYOUT == "sentences-1"
+    identity = f"minilm:{MINILM_NAME}:{version}:384:{ROW_LAYOUT}"
+    assert code == hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
 def test_unknown_engine_raises(tmp_path: Any) -> None:
@@ -337,7 +341,10 @@ def test_openai_model_identity() -> None:
     assert e.model_name == "text-embedding-3-large"
     assert e.model_version == "api"
     assert e.dim == 3072
-    assert e.code_version() == hashlib.sha256(b"openai:text-embedding-3-large:api:3072").hexdigest()[:12]
+    assert (
+        e.code_version()
+        == hashlib.sha256(f"openai:text-embedding-3-large:api:3072:{ROW_LAYOUT}".encode()).hexdigest()[:12]
+    )
     assert OpenAIEmbedder(openai_model="my-model", dimensions=8).dim == 8
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from grace_pipelines.engines.clients import Clients, clients_for
+from grace_pipelines.engines.embedding import ROW_LAYOUT
 from grace_pipelines.engines.minilm import MINILM_NAME, MiniLMClient, minilm_version
 from grace_pipelines.engines.openai_client import OpenAIEmbeddingClient
 from grace_pipelines.engines.transcription import Transcription
@@ -103,16 +104,20 @@ def test_resources_and_plain_clients_agree(tmp_path: Path, overrides: dict[str, 
 
 
 def test_identity_and_table_names_did_not_move(tmp_path: Path) -> None:
-    """The strings every existing GRACE_HOME was embedded and indexed under."""
+    """The strings every existing GRACE_HOME was embedded and indexed under (the identity moves only
+    with the row layout, on purpose: ROW_LAYOUT re-embeds every source once; table names never)."""
     minilm = clients_for(load_settings(home=tmp_path))
     assert isinstance(minilm.embedder, MiniLMClient) and minilm.chunk_index.table_name == TABLE == "chunks"
-    expected = hashlib.sha256(f"minilm:{MINILM_NAME}:{minilm_version()}:384".encode()).hexdigest()[:12]
+    expected = hashlib.sha256(f"minilm:{MINILM_NAME}:{minilm_version()}:384:{ROW_LAYOUT}".encode()).hexdigest()[:12]
     assert minilm.embedder.code_version() == expected
     assert build_resources(load_settings(home=tmp_path))["embedder"].code_version() == expected
     api = clients_for(load_settings(home=tmp_path, embedder="openai"))
     assert isinstance(api.embedder, OpenAIEmbeddingClient)
     assert api.chunk_index.table_name == "chunks__text_embedding_3_small__1536d"
-    assert api.embedder.code_version() == hashlib.sha256(b"openai:text-embedding-3-small:api:1536").hexdigest()[:12]
+    assert (
+        api.embedder.code_version()
+        == hashlib.sha256(f"openai:text-embedding-3-small:api:1536:{ROW_LAYOUT}".encode()).hexdigest()[:12]
+    )
 
 
 def test_unknown_embedding_size_is_a_settings_error(tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ def start_dev_server(home: Path, log: Path) -> DevServer:
     port = free_port()
     sink = log.open("wb")
     process = subprocess.Popen(
-        [*grace_command(), "dev", "--port", str(port)],
+        [*grace_command(), "dev", "--port", str(port), "--serve-port", "0"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=sink,

@@ -132,6 +132,27 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
         yield room
     finally:
         server.stop()
+    assert not (home / "web" / "server.json").exists(), "the web app stopped with the control room"
+
+
+def test_grace_dev_serves_the_web_app_beside_the_control_room(room: Room) -> None:
+    """`grace dev` also starts `grace serve` (here on a free port): the person's search answers
+    with the source the control room just made searchable."""
+    import json
+    import urllib.request
+
+    home = room.server.home
+
+    def api() -> dict[str, Any] | None:
+        info = json.loads((home / "web" / "server.json").read_text())
+        token = (home / "web" / "token").read_text().strip()
+        url = f"http://127.0.0.1:{info['port']}/api/v1/search?" + urllib.parse.urlencode({"q": "descale the kettle"})
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    found = room.server.wait("the web app's search (grace serve under grace dev)", api, timeout=90)
+    assert found["results"][0]["title"] == GOOD, found
 
 
 def _hold_run(server: DevServer, key: str) -> dict[str, Any] | None:

@@ -160,6 +160,42 @@ def test_consent_over_http_releases_a_held_source(served: Served) -> None:
     assert all(r["title"] != "kestrel.md" for r in after)
 
 
+def test_a_refusal_is_a_decision_not_a_pending_request(served: Served) -> None:
+    """Refuse on the decisions page records a revocation: the request leaves the pending list
+    and the decisions, `consent list` marks the party refused, nothing is transcribed."""
+    client = served.client()
+    consent = {"participants": ["me", "noor"], "grants": [{"party": "me", "scopes": ["all"]}]}
+    (source,) = _upload(
+        client, "plover.md", b"# Plover\n\nThe plover nest needs a camera.\n", consent, wait="true"
+    ).json()["sources"]
+    assert source["state"] == "awaiting_consent"
+    waiting = {p["party"] for p in client.get("/api/v1/decisions").json()["parties"]}
+    assert "noor" in waiting
+    refused = client.post("/api/v1/consent/revoke", json={"source": "plover.md", "party": "noor", "scope": "all"})
+    assert refused.status_code == 200, refused.text
+    decisions = client.get("/api/v1/decisions").json()["parties"]
+    assert all(w["title"] != "plover.md" for p in decisions for w in p["waiting"])
+    pending = client.get("/api/v1/consent", params={"pending": "true"}).json()["consent"]
+    assert all(i["title"] != "plover.md" for i in pending)
+    listed = [i for i in client.get("/api/v1/consent").json()["consent"] if i["title"] == "plover.md"]
+    assert {i["scope"] for i in listed} == {"transcribe", "index"}
+    assert all(i["missing"] == ["noor"] and i["refused"] == ["noor"] for i in listed)
+    status = client.get("/api/v1/sources/plover.md").json()
+    assert status["state"] != "searchable"
+    assert all(
+        r["title"] != "plover.md"
+        for r in client.get("/api/v1/search", params={"q": "plover nest camera"}).json()["results"]
+    )
+    # a second plover.md (other bytes, other key): the title alone now names two sources
+    assert _upload(client, "plover.md", b"# Plover\n\nA second plover note.\n", consent, wait="true").status_code == 200
+    ambiguous = client.post("/api/v1/consent/grant", json={"source": "plover.md", "party": "noor", "scope": "all"})
+    assert ambiguous.status_code == 400
+    assert (
+        "several sources match 'plover.md'" in ambiguous.json()["detail"]
+        and source["source_key"] in ambiguous.json()["detail"]
+    )
+
+
 def test_clip_streams_the_cited_window_as_wav(served: Served) -> None:
     client = served.client()
     (top,) = client.get("/api/v1/search", params={"q": "quarterly report deadline Friday", "k": 1}).json()["results"]

@@ -100,7 +100,8 @@ def test_decisions_page_lists_pending_consent_and_credentials(served: Served) ->
     refused_consent = client.post(
         "/api/v1/consent/revoke", json={"source": "osprey.md", "party": "lia", "scope": "all"}
     )
-    assert refused_consent.status_code == 200 and refused_consent.json()["source"]["state"] != "searchable"
+    assert refused_consent.status_code == 200, refused_consent.text
+    assert refused_consent.json()["source"]["state"] != "searchable"
     granted = client.post("/api/v1/consent/grant", json={"source": "osprey.md", "party": "lia", "scope": "all"})
     assert granted.status_code == 200  # leaves nothing pending for the package's other tests
     assert 'data-party="lia"' not in client.get("/decisions").text

@@ -99,3 +99,57 @@ def test_sigterm_stops_grace_serve_and_removes_server_json(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert not (home / "web" / "server.json").exists()
+
+
+@pytest.mark.slow
+def test_grace_serve_stops_when_its_parent_is_killed(tmp_path) -> None:
+    """`grace dev` starts `grace serve --exit-with <its pid>` as a child: when that parent dies
+    (here kill -9, which no clean-up sees) the web app stops on its own, server.json removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "grace"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRACE_") and k != "DAGSTER_HOME"}
+    env["GRACE_HOME"] = str(home)
+    grace = str(Path(sys.executable).with_name("grace"))
+    # the parent: starts the server as its child, prints the child's pid, then waits forever
+    code = (
+        "import os, subprocess, sys, time\n"
+        f"child = subprocess.Popen([{grace!r}, 'serve', '--port', '0', '--exit-with', str(os.getpid())],"
+        " stdout=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    child = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 60
+        while running_server(home) is None:
+            assert time.monotonic() < deadline, "grace serve did not start"
+            time.sleep(0.2)
+        assert running_server(home)["pid"] == child
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            assert time.monotonic() < deadline, "grace serve outlived its parent"
+            time.sleep(0.2)
+        assert not (home / "web" / "server.json").exists()
+    finally:
+        for pid in (parent.pid, child):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_print_url_names_the_token_url_and_serves_nothing(tmp_path) -> None:
+    home = tmp_path / "grace"
+    result = CliRunner().invoke(cli, ["serve", "--print-url", "--port", "8799", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    token = (home / "web" / "token").read_text().strip()
+    assert result.output.strip() == f"http://127.0.0.1:8799/?token={token}"
+    assert stat.S_IMODE((home / "web" / "token").stat().st_mode) == 0o600
+    assert running_server(home) is None

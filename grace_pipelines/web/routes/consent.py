@@ -53,6 +53,8 @@ def decisions(ctx: WebContext = Depends(context)) -> dict[str, Any]:
     parties: dict[str, list[dict[str, Any]]] = {}
     for item in ctx.grace.consent_list(pending=True):
         for party, command in zip(item["missing"], item["commands"]):
+            if party in item["refused"]:
+                continue  # decided no: nothing waits on them
             parties.setdefault(party, []).append(
                 {"source_key": item["source_key"], "title": item["title"], "scope": item["scope"], "command": command}
             )

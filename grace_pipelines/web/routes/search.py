@@ -47,7 +47,8 @@ def ask(body: models.AskRequest, ctx: WebContext = Depends(context)) -> dict[str
     `grace ask --json`."""
     applied = _filters(ctx, body)
     with ctx.search_lock:
-        return ask_json(ctx.grace.ask(body.question, k=body.k, filters=applied), applied)
+        answer = ctx.grace.ask(body.question, k=body.k, filters=applied)
+        return ask_json(answer, ctx.grace.search_warnings, applied)
 
 
 @router.get(
