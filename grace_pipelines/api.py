@@ -19,6 +19,7 @@ from typing import Any
 import dagster as dg
 
 from grace_pipelines import tags as tag
+from grace_pipelines.audio.facade import SpeakersMixin
 from grace_pipelines.db.records import SourceRow
 from grace_pipelines.db.schema import utcnow
 from grace_pipelines.db.state import StateDB
@@ -44,7 +45,7 @@ from grace_pipelines.stores.blobs import keyring_for
 __all__ = ["SYSTEM_FAILURE", "Grace", "GraceError", "SearchResult", "SourceStatus"]
 
 
-class Grace(PlaybooksMixin):
+class Grace(PlaybooksMixin, SpeakersMixin):
     """Grace for one GRACE_HOME. `Grace(home)`; pass `instance=` to use a given Dagster instance."""
 
     search_warnings: list[str] = []  # what the last search skipped and why (a damaged source)

@@ -36,6 +36,7 @@ from grace_pipelines.resources import (
     BlobStore,
     Embedder,
     Extraction,
+    Speakers,
     StateResource,
     Transcriber,
     VectorStore,
@@ -112,6 +113,7 @@ def ingest_batch(
     blob_store: BlobStore,
     state: StateResource,
     extraction: Extraction,
+    speakers: Speakers,
 ):
     """Take each key of the batch through the four stages, reporting per-key materializations
     and consent checks."""
@@ -133,7 +135,7 @@ def ingest_batch(
             yield _evaluation(check, "source", key)
             try:
                 metadata, check = make_transcript(
-                    key, transcriber, blob_store, db, context.log, budget=extraction.budget()
+                    key, transcriber, blob_store, db, context.log, budget=extraction.budget(), speakers=speakers
                 )
             except SourceHeld as exc:  # e.g. a scanned PDF with no text layer: held with its reason
                 yield dg.AssetObservation("transcript", partition=key, metadata={"held": str(exc.stage)})

@@ -111,6 +111,11 @@ class GraceSettings(BaseSettings):
     whisper_compute_type: str = "auto"
     whisper_batch_size: int = Field(8, ge=1, le=64)
     whisper_language: str | None = "en"
+    speakers: Literal["offline", "off"] = Field(
+        "offline",
+        description="Speaker turns: 'offline' (CAM++ on onnxruntime; keeps the transcription "
+        "engine's own speakers when it gives them) or 'off'.",
+    )
     embedder: EmbedderEngine = "minilm"
     embedding_model: str = "text-embedding-3-small"
     embedding_dimensions: int | None = Field(

@@ -1,6 +1,7 @@
 """`transcript`: what was said (with start/end seconds and word timings) or written.
 
-Audio and video go through the Transcriber resource from bytes in memory; documents are
+Audio and video go through the Transcriber resource from bytes in memory, then the Speakers
+resource labels each segment and word with who said it; documents are
 decoded as text. The result is stored as a blob; metadata carries counts, seconds, language
 and real-time factor, never the words. Carries the blocking check `consent_index`.
 
@@ -14,7 +15,7 @@ import dagster as dg
 
 from grace_pipelines.ingest.stages import SourceHeld, make_transcript
 from grace_pipelines.partitions import sources_partitions
-from grace_pipelines.resources import BlobStore, Extraction, StateResource, Transcriber
+from grace_pipelines.resources import BlobStore, Extraction, Speakers, StateResource, Transcriber
 
 CONSENT_INDEX = dg.AssetCheckKey(dg.AssetKey("transcript"), "consent_index")
 
@@ -49,12 +50,13 @@ def transcript(
     blob_store: BlobStore,
     state: StateResource,
     extraction: Extraction,
+    speakers: Speakers,
 ):
     """Timed segments of speech for audio/video, or the text of a document."""
     key = context.partition_key
     try:
         metadata, check = make_transcript(
-            key, transcriber, blob_store, state.db(), context.log, budget=extraction.budget()
+            key, transcriber, blob_store, state.db(), context.log, budget=extraction.budget(), speakers=speakers
         )
     except SourceHeld as held:
         context.log.info(f"{key} is held ({held.stage}): {held.reason}")

@@ -14,6 +14,7 @@ from grace_pipelines.cli import ops as _ops  # noqa: F401  (doctor, dev)
 from grace_pipelines.cli import governance as _governance  # noqa: F401  (keys, audit, secrets)
 from grace_pipelines.cli import intents as _intents  # noqa: F401  (intent submit, status, list, cancel)
 from grace_pipelines.cli import playbooks as _playbooks  # noqa: F401  (playbooks list, validate, run)
+from grace_pipelines.cli import speakers as _speakers  # noqa: F401  (speakers ..., export)
 from grace_pipelines.cli import web as _web  # noqa: F401  (serve)
 from grace_pipelines.cli.app import app, main
 

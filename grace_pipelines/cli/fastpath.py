@@ -90,8 +90,18 @@ def call(home: Path | None, method: str, path: str, *, params: dict[str, Any] | 
     return None  # 401 (another token), 5xx, a validation list: in-process decides
 
 
-def _filters(since: Any, until: Any, origin: Any, kind: Any, source: Any, by: str) -> dict[str, Any]:
-    return {"since": since, "until": until, "origin": origin, "kind": kind, "source": source, "by": by}
+def _filters(
+    since: Any, until: Any, origin: Any, kind: Any, source: Any, by: str, speaker: Any = None
+) -> dict[str, Any]:
+    return {
+        "since": since,
+        "until": until,
+        "origin": origin,
+        "kind": kind,
+        "source": source,
+        "by": by,
+        "speaker": speaker,
+    }
 
 
 def search(home: Path | None, query: str, *, k: int, mode: str, **filters: Any) -> dict[str, Any] | None:

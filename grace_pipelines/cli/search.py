@@ -17,15 +17,23 @@ OriginOption = typer.Option(None, "--origin", help="Only this origin: voice_note
 KindOption = typer.Option(None, "--kind", help="Only this kind: audio | video | document.")
 SourceOption = typer.Option(None, "--source", help="Only this source: key, key prefix or file name.")
 ByOption = typer.Option("recorded", "--by", help="What --since/--until filter: recorded | dropped.")
+SpeakerOption = typer.Option(None, "--speaker", help="Only what this named voice said (see `grace speakers list`).")
 
 
 def _filters(
-    grace: Any, since: str | None, until: str | None, origin: str | None, kind: str | None, source: str | None, by: str
+    grace: Any,
+    since: str | None,
+    until: str | None,
+    origin: str | None,
+    kind: str | None,
+    source: str | None,
+    by: str,
+    speaker: str | None = None,
 ) -> Any:
     from grace_pipelines.db.schema import utcnow
     from grace_pipelines.search.filters import parse_filters
 
-    return parse_filters(since, until, origin, kind, source, by, now=utcnow(), tz=grace.settings.tz)
+    return parse_filters(since, until, origin, kind, source, by, speaker, now=utcnow(), tz=grace.settings.tz)
 
 
 @app.command()
@@ -39,6 +47,7 @@ def search(
     kind: str | None = KindOption,
     source: str | None = SourceOption,
     by: str = ByOption,
+    speaker: str | None = SpeakerOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     home: Path | None = HomeOption,
 ) -> None:
@@ -47,13 +56,23 @@ def search(
 
     with errors():
         found = fastpath.search(
-            home, query, k=k, mode=mode, since=since, until=until, origin=origin, kind=kind, source=source, by=by
+            home,
+            query,
+            k=k,
+            mode=mode,
+            since=since,
+            until=until,
+            origin=origin,
+            kind=kind,
+            source=source,
+            by=by,
+            speaker=speaker,
         )
         if found is None:  # no server for this GRACE_HOME: in-process
             from grace_pipelines.web.wire import search_json  # the same JSON as GET /api/v1/search
 
             grace = grace_for(home)
-            filters = _filters(grace, since, until, origin, kind, source, by)
+            filters = _filters(grace, since, until, origin, kind, source, by, speaker)
             results = grace.search(query, k=k, mode=mode, filters=filters)
             found = search_json(query, results, grace.search_warnings, filters)
     warn(found["skipped"])
@@ -78,6 +97,7 @@ def ask(
     kind: str | None = KindOption,
     source: str | None = SourceOption,
     by: str = ByOption,
+    speaker: str | None = SpeakerOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     home: Path | None = HomeOption,
 ) -> None:
@@ -86,13 +106,22 @@ def ask(
 
     with errors():
         answer = fastpath.ask(
-            home, question, k=k, since=since, until=until, origin=origin, kind=kind, source=source, by=by
+            home,
+            question,
+            k=k,
+            since=since,
+            until=until,
+            origin=origin,
+            kind=kind,
+            source=source,
+            by=by,
+            speaker=speaker,
         )
         if answer is None:  # no server for this GRACE_HOME: in-process
             from grace_pipelines.web.wire import ask_json  # the same JSON as POST /api/v1/ask
 
             grace = grace_for(home)
-            filters = _filters(grace, since, until, origin, kind, source, by)
+            filters = _filters(grace, since, until, origin, kind, source, by, speaker)
             answer = ask_json(grace.ask(question, k=k, filters=filters), grace.search_warnings, filters)
     warn(answer["skipped"])
     if as_json:

@@ -241,3 +241,30 @@ intent_sources_table = sa.Table(
     sa.Column("source_key", sa.String(16), primary_key=True, index=True),  # may precede its registration
     sa.Column("title", sa.Text, nullable=True),  # the file's title when submitted (before the inbox knows it)
 )
+
+# ---- voices: who spoke, remembered across recordings (grace_pipelines/audio/profiles.py) --------
+# A profile is a person's name and nothing else; its voice is the mean of the sealed voice
+# embeddings (the VOICES blob of each source) of the speakers named as that person. No embedding
+# and no name reaches the vector index: chunk rows carry only a recording's own labels (S1, S2).
+voice_profiles_table = sa.Table(
+    "voice_profiles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),  # as consent names parties
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+
+source_speakers_table = sa.Table(
+    "source_speakers",
+    metadata,
+    sa.Column("source_key", sa.String(16), primary_key=True),
+    sa.Column("label", sa.String(8), primary_key=True),  # S1, S2, ... by first appearance
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("first_s", sa.Float, nullable=True),  # the first turn, for "an unnamed second speaker at 00:41"
+    sa.Column("last_s", sa.Float, nullable=True),
+    sa.Column("profile_id", sa.Integer, sa.ForeignKey("voice_profiles.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("how", sa.String(8), nullable=True),  # named (by a person) | matched (by similarity)
+    sa.Column("similarity", sa.Float, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -19,9 +19,10 @@ from grace_pipelines.db.engine import engine_for
 from grace_pipelines.db.intents import IntentRepository
 from grace_pipelines.db.purge_journal import PurgeJournal
 from grace_pipelines.db.sources import SourceRepository
+from grace_pipelines.db.voices import VoiceRepository
 
 
-class StateDB(SourceRepository, ConsentLedger, PurgeJournal, IntentRepository):
+class StateDB(SourceRepository, ConsentLedger, PurgeJournal, IntentRepository, VoiceRepository):
     """Cheap to construct; engines are shared per URL."""
 
     def __init__(self, url: str, keys_dir: str | None = None) -> None:

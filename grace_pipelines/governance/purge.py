@@ -59,6 +59,8 @@ def purge_source(
         if db is not None and journal_id is not None:
             db.purge_progress(journal_id, blob_bytes_removed=size, blobs_removed=[name])
     temp_removed = blob_store.remove_temp_files(key)  # a killed writer's or rotation's copies
+    if db is not None:  # its speakers (the voice embeddings went with the VOICES blob)
+        db.forget_source_speakers(key)
     index = vector_store.purge_source(key)
     if db is not None and journal_id is not None:
         db.purge_progress(

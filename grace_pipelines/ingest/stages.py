@@ -25,13 +25,13 @@ from grace_pipelines.ingest.consent_gate import (
 )
 from grace_pipelines.ingest.media import MediaError
 from grace_pipelines.search import sentences
-from grace_pipelines.stores.blobs import CHUNKS, ORIGINAL, TRANSCRIPT, seal_bytes, seal_text
+from grace_pipelines.stores.blobs import CHUNKS, ORIGINAL, TRANSCRIPT, VOICES, seal_bytes, seal_text
 from grace_pipelines.text.chunking import chunk_sections, chunk_transcript
 from grace_pipelines.text.extract import ExtractBudget, NoTextLayer, extract
 from grace_pipelines.text.keywords import blind_tokens
 
 if TYPE_CHECKING:  # the resources (or plain clients) the stages are handed
-    from grace_pipelines.resources import BlobStore, Embedder, Transcriber, VectorStore
+    from grace_pipelines.resources import BlobStore, Embedder, Speakers, Transcriber, VectorStore
 
 
 class SourceHeld(Exception):
@@ -95,8 +95,11 @@ def make_transcript(
     db: StateDB,
     log: Any,
     budget: ExtractBudget | None = None,
+    speakers: Speakers | None = None,
 ) -> tuple[dict[str, Any], dg.AssetCheckResult]:
-    """The stage itself, for one source (a single run's asset and a batch run both call it)."""
+    """The stage itself, for one source (a single run's asset and a batch run both call it).
+    A recording also gets its speaker turns here (`speakers`), from the bytes already decrypted
+    in memory: one step, so drop-to-searchable pays no second run step or blob read."""
     row = load_row(db, key)
     require_consent(db, row, "transcribe")
     data = blob_store.get_bytes(key, ORIGINAL)
@@ -127,7 +130,10 @@ def make_transcript(
             )
         else:
             result = transcriber.transcribe(data, row.title)
+            turns_md = add_speakers(key, result, data, row.title, speakers, blob_store) if speakers else {}
             payload = {"kind": row.kind, **result.to_dict()}
+            if turns_md:
+                payload["speakers"] = turns_md.pop("_payload")
             words = sum(len(s.get("words") or []) for s in result.segments)
             chars = sum(len(s["text"]) for s in result.segments)
             if not chars:
@@ -144,6 +150,7 @@ def make_transcript(
                     "real_time_factor": round(result.seconds / result.duration_s, 4) if result.duration_s else 0.0,
                     "language": result.language or "unknown",
                     "language_probability": round(result.language_probability or 0.0, 4),
+                    **turns_md,
                 }
             )
             for note in result.notes:
@@ -158,9 +165,48 @@ def make_transcript(
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     size = blob_store.put_json(key, TRANSCRIPT, payload)
     metadata["stored_bytes"] = size
+    if row.kind != "document" and speakers is not None:
+        from grace_pipelines.audio.profiles import record_speakers
+
+        metadata["named_speakers"] = len(record_speakers(db, blob_store, key, payload.get("speakers")))
     db.set_stage(key, Stage.TRANSCRIBED)
     check = consent_check_result(db, row, "index")
     return metadata, check
+
+
+def add_speakers(
+    key: str, result: Any, audio: bytes, title: str, speakers: Speakers, blob_store: BlobStore
+) -> dict[str, Any]:
+    """Label the transcription's segments and words with speakers (in place), seal each
+    speaker's voice embedding (the VOICES blob, for the profile store), and return the
+    metadata: counts and seconds, never names. `_payload` is the transcript's `speakers` block."""
+    from grace_pipelines.audio.diarize import label_segments
+
+    started = time.perf_counter()
+    found = speakers.diarize(audio, title, result)
+    if found is None:
+        return {}
+    result.segments = label_segments(result.segments, found.turns)
+    if found.centroids:
+        blob_store.put_json(
+            key, VOICES, {label: [round(float(v), 6) for v in vec] for label, vec in found.centroids.items()}
+        )
+    elif blob_store.exists(key, VOICES):
+        blob_store.delete(key, VOICES)
+    notes = [n for n in found.notes if not n.startswith("diarized in")]
+    return {
+        "speakers": len(found.seconds),
+        "speaker_turns": len(found.turns),
+        "speaker_engine": found.engine,
+        "diarize_s": round(time.perf_counter() - started, 3),
+        **({"speaker_note": "; ".join(notes)} if notes else {}),
+        "_payload": {
+            "engine": found.engine,
+            "turns": [t.to_dict() for t in found.turns],
+            "seconds": {s: round(v, 3) for s, v in found.seconds.items()},
+            "notes": notes,
+        },
+    }
 
 
 def make_chunks(key: str, blob_store: BlobStore, db: StateDB, chunk_chars: int, chunk_overlap: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from grace_pipelines.resources.blob_store import BlobStore
 from grace_pipelines.resources.chunking import Chunking
 from grace_pipelines.resources.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder, embedder_for
 from grace_pipelines.resources.extraction import Extraction
+from grace_pipelines.resources.speakers import NoSpeakers, OfflineSpeakers, Speakers, speakers_for
 from grace_pipelines.resources.state import StateResource
 from grace_pipelines.resources.transcriber import (
     FasterWhisperTranscriber,
@@ -58,6 +59,10 @@ __all__ = [
     "build_resources",
     "embedder_for",
     "transcriber_for",
+    "Speakers",
+    "OfflineSpeakers",
+    "NoSpeakers",
+    "speakers_for",
 ]
 
 
@@ -74,6 +79,7 @@ def build_resources(settings: GraceSettings) -> dict[str, Any]:
     require_known_dim(settings, embedder.dim)
     return {
         "transcriber": transcriber_for(settings),
+        "speakers": speakers_for(settings),
         "embedder": embedder,
         "vector_store": VectorStore(**index_config(settings, chunk_table_for(embedder.model_name, embedder.dim))),
         "blob_store": BlobStore(**blob_config(settings)),

@@ -68,7 +68,8 @@ def scored_pieces(
     for i, r in enumerate(results):
         pieces, chunk = getattr(r, "scored_pieces", None), getattr(r, "chunk_cosine", None)
         if pieces is not None and chunk is not None:
-            out.append((float(chunk), [(r.text[a:b], sim) for a, b, sim in pieces]))
+            who = getattr(r, "piece_speakers", None) or [None] * len(pieces)
+            out.append((float(chunk), [(_attributed(r.text[a:b], w), sim) for (a, b, sim), w in zip(pieces, who)]))
             continue
         out.append(None)
         todo.append((i, r.text))
@@ -81,6 +82,11 @@ def scored_pieces(
         for i, scored in fresh.items():
             out[i] = (scored[0][1], scored[1:])
     return [item for item in out if item is not None]
+
+
+def _attributed(text: str, speaker: str | None) -> str:
+    """A quote with who said it, when the recording's speakers are known: `Priya: "..."`."""
+    return f'{speaker}: "{text.strip()}"' if speaker else text
 
 
 def passage_scores(scored: Sequence[tuple[float, list[tuple[str, float]]]]) -> list[float]:

@@ -23,7 +23,8 @@ LINE_CITED = (".md", ".markdown", ".txt")  # formats whose lines a reader can op
 
 
 def citation_for(row: dict[str, Any]) -> str:
-    """`talk.m4a @ 00:11-00:17`, `guide.pdf, p. 2`, `notes.md § Risks, lines 3-9`."""
+    """`talk.m4a @ 00:11-00:17` (`call.wav @ 03:12-03:18, Priya` when the speaker is known),
+    `guide.pdf, p. 2`, `notes.md § Risks, lines 3-9`."""
     title = row.get("title") or row.get("source_key")
     if row.get("page") is not None:
         return f"{title}, p. {row['page']}"
@@ -35,7 +36,8 @@ def citation_for(row: dict[str, Any]) -> str:
     if row.get("start_s") is not None:
         start, end = row["start_s"], row.get("end_s")
         # floor the start and ceil the end so the shown window contains what was said
-        return f"{title} @ {clock(int(start))}-{clock(-(-end // 1) if end is not None else None)}"
+        cited = f"{title} @ {clock(int(start))}-{clock(-(-end // 1) if end is not None else None)}"
+        return f"{cited}, {row['speaker']}" if row.get("speaker") else cited
     if row.get("line_start") is not None:
         a, b = row["line_start"], row.get("line_end") or row["line_start"]
         return f"{title}, line {a}" if a == b else f"{title}, lines {a}-{b}"
@@ -58,6 +60,7 @@ class Citation:
     title: str
     start_s: float
     end_s: float
+    speaker: str | None = None
 
 
 def _parse_clock(value: str, whole: str) -> float:
@@ -81,7 +84,8 @@ def _parse_clock(value: str, whole: str) -> float:
 
 
 def parse_citation(text: str) -> Citation:
-    """Parse a citation as Grace prints it for a recording: ``standup.mp3 @ 00:03-00:09``.
+    """Parse a citation as Grace prints it for a recording: ``standup.mp3 @ 00:03-00:09``
+    (a trailing ``, Priya`` naming the speaker is accepted and kept).
 
     Times are ``MM:SS`` or ``H:MM:SS`` (seconds may carry decimals, ``00:03.5``); the range
     separator may be ``-`` or an en dash, with optional spaces. The title may contain spaces
@@ -105,6 +109,7 @@ def parse_citation(text: str) -> Citation:
     title = title.strip()
     if not title:
         raise ValueError(f"citation {whole!r} has no title; {format_citation_help()}")
+    when, _, speaker = when.partition(",")  # `, Priya` after the range: who said it
     match = _RANGE_RE.match(when)
     if not match:
         if when.strip().endswith("?"):
@@ -114,4 +119,4 @@ def parse_citation(text: str) -> Citation:
     end = _parse_clock(match["end"], whole)
     if end <= start:
         raise ValueError(f"citation {whole!r} ends before it starts; {format_citation_help()}")
-    return Citation(title=title, start_s=start, end_s=end)
+    return Citation(title=title, start_s=start, end_s=end, speaker=speaker.strip() or None)

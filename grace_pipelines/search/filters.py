@@ -59,10 +59,11 @@ class SearchFilters:
     kind: str | None = None  # audio | video | document
     source: str | None = None  # a source ref as `grace status` takes it (key, key prefix, file name)
     when: Literal["recorded", "dropped"] = "recorded"  # which time since/until filter
+    speaker: str | None = None  # a voice profile's name: only what that person said
 
     @property
     def empty(self) -> bool:
-        return all(v is None for v in (self.since, self.until, self.origin, self.kind, self.source))
+        return all(v is None for v in (self.since, self.until, self.origin, self.kind, self.source, self.speaker))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON echo of the filters applied (ISO 8601 UTC times, `Z`)."""
@@ -77,6 +78,7 @@ class SearchFilters:
             "kind": self.kind,
             "source": self.source,
             "when": self.when,
+            "speaker": self.speaker,
         }
 
 
@@ -173,6 +175,7 @@ def parse_filters(
     kind: str | None = None,
     source: str | None = None,
     when: str = "recorded",
+    speaker: str | None = None,
     *,
     now: datetime,
     tz: ZoneInfo | str,
@@ -200,7 +203,20 @@ def parse_filters(
         kind=_choice("kind", kind, KINDS),
         source=ref,
         when=by,  # type: ignore[arg-type]
+        speaker=" ".join(str(speaker).split()) or None if speaker is not None else None,
     )
+
+
+def speaker_labels(db: StateDB, filters: SearchFilters) -> dict[str, set[str]] | None:
+    """source key -> the speaker labels there that are `filters.speaker` (None: no speaker
+    filter). An unknown name is a FilterError naming the known ones."""
+    if filters.speaker is None:
+        return None
+    profile = db.profile_named(filters.speaker)
+    if profile is None:
+        known = ", ".join(p["name"] for p in db.profiles()) or "none yet; name one with `grace speakers name`"
+        raise FilterError(f"speaker: no voice named {filters.speaker!r} (known: {known})")
+    return db.sources_spoken_by([profile["id"]])
 
 
 def allowed_keys(db: StateDB, filters: SearchFilters) -> set[str] | None:
@@ -214,6 +230,11 @@ def allowed_keys(db: StateDB, filters: SearchFilters) -> set[str] | None:
         return None
     c = sources_table.c
     query = sa.select(c.key)
+    spoken = speaker_labels(db, filters)
+    if spoken is not None:
+        if not spoken:
+            return set()
+        query = query.where(c.key.in_(sorted(spoken)))
     if filters.source is not None:
         row = db.find_source(filters.source)
         if row is None:

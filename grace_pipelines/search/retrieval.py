@@ -21,7 +21,7 @@ from grace_pipelines.errors import GraceError
 from grace_pipelines.governance.consent import missing_parties
 from grace_pipelines.search import sentences
 from grace_pipelines.search.citations import citation_for
-from grace_pipelines.search.filters import SearchFilters, all_source_keys, allowed_keys
+from grace_pipelines.search.filters import SearchFilters, all_source_keys, allowed_keys, speaker_labels
 from grace_pipelines.search.fusion import cosine
 from grace_pipelines.search.fusion import rerank as rerank_by_sentences
 from grace_pipelines.settings import GraceSettings
@@ -48,15 +48,33 @@ class SearchResult:
     heading: str | None = None
     passage_start_s: float | None = None  # the whole chunk's window; start_s/end_s pinpoint
     passage_end_s: float | None = None  # the sentence that best matches the query
+    speaker: str | None = None  # who said the cited sentence: a voice's name, else "speaker N"
     # the evidence an answer reuses (never printed): [from, to, cosine] per piece, chunk cosine
     scored_pieces: list[tuple[int, int, float]] | None = field(default=None, repr=False, compare=False)
+    piece_speakers: list[str | None] | None = field(default=None, repr=False, compare=False)
     chunk_cosine: float | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("scored_pieces")
+        out.pop("piece_speakers")
         out.pop("chunk_cosine")
         return out
+
+
+def _main_speaker(labels: list[str | None]) -> str | None:
+    said = [label for label in labels if label]
+    return max(set(said), key=said.count) if said else None
+
+
+def _speaker_name(label: str | None, names: dict[str, str | None]) -> str | None:
+    """A voice's name where one is known, else "speaker 2" for label S2 when the recording has
+    more than one speaker (None: no turns, or a voice note of one unnamed voice)."""
+    if not label:
+        return None
+    if names.get(label):
+        return names[label]
+    return f"speaker {label[1:]}" if len(names) > 1 else None
 
 
 class Retriever:
@@ -93,6 +111,7 @@ class Retriever:
         rerank = self.settings.search_rerank if rerank is None else rerank
         self.warnings = []
         keys = allowed_keys(self.db, filters) if filters is not None else None
+        self._only = speaker_labels(self.db, filters) if filters is not None else None
         if keys is not None and not keys:
             return []  # no source matches the filters
         where = keys_filter(keys, universe=all_source_keys(self.db)) if keys is not None else None
@@ -103,26 +122,24 @@ class Retriever:
         depth = max(k, self.settings.rerank_depth) if rerank and mode != "keyword" else k
         hits = store.search(tokens, vector, k=depth * 3, mode=mode, where=where)
         text_keys: dict[str, bytes | None] = {}
-        self._text_keys = text_keys  # this query's source text keys, for the sentence vectors
+        self._text_keys = text_keys
+        self._names: dict[str, dict[str, str]] = {}  # this query's source text keys, for the sentence vectors
         allowed: dict[str, bool] = {}
         kept: list[tuple[Any, SearchResult]] = []
         self.warnings = []
         # every hit's source and its consent in two queries (one per source cost ~6 ms at 100k)
         hit_keys = list(dict.fromkeys(hit.row["source_key"] for hit in hits))
-        rows, events, now = self.db.get_sources(hit_keys), self.db.consent_events_for(hit_keys), utcnow()
-        for key in hit_keys:
-            row = rows.get(key)
-            allowed[key] = (
-                row is not None
-                and row.stage not in (Stage.PURGING, Stage.PURGED)
-                and not missing_parties(row.participants, events[key], "index", now)
-            )
+        allowed.update(self._consented(hit_keys))
+        names = self.db.speaker_names_for(hit_keys)
         for hit in hits:
             key = hit.row["source_key"]
             if keys is not None and key not in keys:
                 continue
             if not allowed[key]:
                 continue
+            said = sentences.speakers_of(hit.row.get("moments"))
+            if self._only is not None and not set(said) & self._only.get(key, set()):
+                continue  # the asked-for person says nothing in this passage
             r = hit.row
             try:
                 if key not in text_keys:
@@ -140,7 +157,7 @@ class Retriever:
                 allowed[key] = False
                 self.warnings.append(f"skipped {r.get('title') or key} ({key}): {exc}; run: grace keys verify")
                 continue
-            r = {**r, "heading": heading}
+            r = {**r, "heading": heading, "speaker": _speaker_name(_main_speaker(said), names.get(key, {}))}
             kept.append(
                 (
                     hit,
@@ -161,9 +178,11 @@ class Retriever:
                         heading=heading,
                         passage_start_s=r.get("start_s"),
                         passage_end_s=r.get("end_s"),
+                        speaker=r["speaker"],
                     ),
                 )
             )
+            self._names[key] = names.get(key, {})
             if len(kept) >= depth:
                 break
         if mode != "keyword" and kept:
@@ -196,12 +215,18 @@ class Retriever:
                 sims[i] = flat[at : at + len(spans[i])]
                 at += len(spans[i])
         sims = [s if s is not None else np.zeros(0, dtype=np.float32) for s in sims]
+        said = [sentences.speakers_of(hit.row.get("moments")) for hit, _ in kept]
+        if self._only is not None:
+            sims = self._only_theirs(kept, said, sims)
         candidates = [hit for hit, _ in kept]
         for c in candidates:
             if c.cosine is None:  # a keyword-only hit under RRF fusion
                 c.cosine = cosine(c.row.get("vector"), query_vector)
         for (_, result), c, pieces, s in zip(kept, candidates, spans, sims):
             result.scored_pieces = [(a, b, float(x)) for (a, b, _, _), x in zip(pieces, s)]
+            labels = sentences.speakers_of(c.row.get("moments"))
+            names = self._names.get(result.source_key, {})
+            result.piece_speakers = [_speaker_name(lb, names) for lb in labels] if len(labels) == len(pieces) else None
             result.chunk_cosine = c.cosine
         by_id = {id(hit): (hit, result, pieces) for (hit, result), pieces in zip(kept, spans)}
         if rerank:
@@ -213,6 +238,7 @@ class Retriever:
             for c, s in zip(candidates, sims):
                 c.best_sentence = int(np.argmax(s)) if len(s) else None
         out = []
+        labels_of = {id(hit): labels for (hit, _), labels in zip(kept, said)}
         for c in ordered:
             hit, result, pieces = by_id[id(c)]
             if rerank:
@@ -220,8 +246,32 @@ class Retriever:
             if c.best_sentence is not None and pieces[c.best_sentence][2] is not None:
                 _, _, start, end = pieces[c.best_sentence]
                 result.start_s, result.end_s = start, end
-                result.citation = citation_for({"title": result.title, "start_s": start, "end_s": end})
+                labels = labels_of[id(hit)]
+                label = labels[c.best_sentence] if c.best_sentence < len(labels) else None
+                result.speaker = _speaker_name(label, self._names.get(result.source_key, {}))
+                result.citation = citation_for(
+                    {"title": result.title, "start_s": start, "end_s": end, "speaker": result.speaker}
+                )
             out.append((hit, result))
+        return out
+
+    def _consented(self, keys: list[str]) -> dict[str, bool]:
+        """Which of `keys` may be shown: not purged, every party's index consent in force."""
+        rows, events, now = self.db.get_sources(keys), self.db.consent_events_for(keys), utcnow()
+        return {
+            key: rows.get(key) is not None
+            and rows[key].stage not in (Stage.PURGING, Stage.PURGED)
+            and not missing_parties(rows[key].participants, events[key], "index", now)
+            for key in keys
+        }
+
+    def _only_theirs(self, kept: list[tuple[Any, SearchResult]], said: list[list[str | None]], sims: list[Any]):
+        """A speaker filter: only that person's sentences can be cited (the others score -1)."""
+        out = []
+        for (_, result), labels, s in zip(kept, said, sims):
+            mine = self._only.get(result.source_key, set()) if self._only else set()
+            mask = np.array([label in mine for label in labels], dtype=bool)
+            out.append(np.where(mask, s, -1.0).astype(np.float32) if len(mask) == len(s) else s)
         return out
 
     def _stored_sentence_vectors(self, row: dict[str, Any], result: SearchResult, count: int, dim: int) -> Any:

@@ -54,3 +54,10 @@ def unpack(data: bytes, dim: int) -> np.ndarray:
 def aad_for(source_key: str, chunk_index: int) -> str:
     """What the sealed vectors are bound to, so a row's vectors cannot be moved to another row."""
     return f"{source_key}:{chunk_index}:sentences"
+
+
+def speakers_of(moments: Any) -> list[str | None]:
+    """The speaker label of each moment (None where the transcript had no speaker turns)."""
+    if isinstance(moments, str):
+        moments = json.loads(moments or "[]")
+    return [str(m[4]) if len(m) > 4 and m[4] else None for m in moments or []]

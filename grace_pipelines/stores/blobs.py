@@ -41,7 +41,8 @@ ORIGINAL = "original"  # the media or document as dropped (assets/source.py)
 TRANSCRIPT = "transcript.json"  # timed segments, or a document's extracted text (assets/transcript.py)
 CHUNKS = "chunks.json"  # the chunks with their positions (assets/chunks.py)
 TEXT_KEY = "text.key"  # the random key sealing this source's chunk text in LanceDB
-BLOB_NAMES = (ORIGINAL, TRANSCRIPT, CHUNKS, TEXT_KEY)
+VOICES = "voices.json"  # one voice embedding per speaker of a recording (ingest/stages.add_speakers)
+BLOB_NAMES = (ORIGINAL, TRANSCRIPT, CHUNKS, TEXT_KEY, VOICES)
 
 _KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 _NAME_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")

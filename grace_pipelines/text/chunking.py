@@ -27,9 +27,10 @@ class Chunk:
     end_s: float | None = None
     line_start: int | None = None
     line_end: int | None = None
-    # per sentence of a transcript chunk: (char offset in chunk, end offset, start_s, end_s),
-    # so search can point at the exact moment inside a longer passage
-    moments: tuple[tuple[int, int, float, float], ...] = ()
+    # per sentence of a transcript chunk: (char offset in chunk, end offset, start_s, end_s[,
+    # speaker label]), so search can point at the exact moment inside a longer passage, and say
+    # who said it when the transcript has speaker turns
+    moments: tuple[tuple[Any, ...], ...] = ()
     page: int | None = None  # documents: the page (PDF) or heading (HTML, DOCX, Markdown)
     heading: str | None = None  # the chunk starts in
 
@@ -45,6 +46,7 @@ class TimedSpan:
     char_end: int
     start_s: float
     end_s: float
+    speaker: str | None = None
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -137,14 +139,28 @@ def join_segments(segments: Sequence[dict[str, Any]]) -> tuple[str, list[TimedSp
                     word_spans = []
                     break
                 word_spans.append(
-                    TimedSpan(offset + found, offset + found + len(token), float(word["start"]), float(word["end"]))
+                    TimedSpan(
+                        offset + found,
+                        offset + found + len(token),
+                        float(word["start"]),
+                        float(word["end"]),
+                        word.get("speaker") or segment.get("speaker"),
+                    )
                 )
                 cursor = found + len(token)
             if word_spans:
                 spans.extend(word_spans)
                 placed = True
         if not placed:
-            spans.append(TimedSpan(offset, offset + len(seg_text), float(segment["start"]), float(segment["end"])))
+            spans.append(
+                TimedSpan(
+                    offset,
+                    offset + len(seg_text),
+                    float(segment["start"]),
+                    float(segment["end"]),
+                    segment.get("speaker"),
+                )
+            )
         parts.append(seg_text)
         offset += len(seg_text)
     return "".join(parts), spans
@@ -157,10 +173,33 @@ def _window(spans: Sequence[TimedSpan], start: int, end: int) -> tuple[float | N
     return min(s.start_s for s in hits), max(s.end_s for s in hits)
 
 
+def _speaker(spans: Sequence[TimedSpan], start: int, end: int) -> str | None:
+    """Who said most of characters [start, end) (None when the transcript has no speakers)."""
+    said: dict[str, int] = {}
+    for s in spans:
+        if s.speaker and s.char_end > start and s.char_start < end:
+            said[s.speaker] = said.get(s.speaker, 0) + min(end, s.char_end) - max(start, s.char_start)
+    return max(said, key=said.get) if said else None
+
+
+def _split_at_turns(spans: Sequence[TimedSpan], sentences: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences cut where the speaker changes (Whisper may run two people's words together)."""
+    out = []
+    for start, end in sentences:
+        inside = [s for s in spans if s.speaker and s.char_start >= start and s.char_end <= end]
+        cut = start
+        for before, after in zip(inside, inside[1:]):
+            if after.speaker != before.speaker:
+                out.append((cut, before.char_end))
+                cut = after.char_start
+        out.append((cut, end))
+    return out
+
+
 def chunk_transcript(segments: Sequence[dict[str, Any]], size: int = 500, overlap: int = 100) -> list[Chunk]:
     """Chunks of a transcript, each with the seconds of the speech it covers."""
     text, spans = join_segments(segments)
-    sentences = sentence_spans(text)
+    sentences = _split_at_turns(spans, sentence_spans(text))
     chunks = []
     for index, (start, end) in enumerate(pack_spans(text, size, overlap)):
         start_s, end_s = _window(spans, start, end)
@@ -169,7 +208,9 @@ def chunk_transcript(segments: Sequence[dict[str, Any]], size: int = 500, overla
             if s_start >= start and s_end <= end:
                 m_start, m_end = _window(spans, s_start, s_end)
                 if m_start is not None and m_end is not None:
-                    moments.append((s_start - start, s_end - start, m_start, m_end))
+                    who = _speaker(spans, s_start, s_end)
+                    moment = (s_start - start, s_end - start, m_start, m_end)
+                    moments.append((*moment, who) if who else moment)
         chunks.append(Chunk(index, text[start:end], start, end, start_s=start_s, end_s=end_s, moments=tuple(moments)))
     return chunks
 

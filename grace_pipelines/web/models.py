@@ -62,7 +62,8 @@ class SearchHit(Out):
     start_s: float | None
     end_s: float | None
     text: str
-    citation: str = Field(description="e.g. 'standup.mp3 @ 00:03-00:09'; GET /clip plays it.")
+    citation: str = Field(description="e.g. 'standup.mp3 @ 00:03-00:09, Priya'; GET /clip plays it.")
+    speaker: str | None = Field(None, description="Who said the cited sentence: a voice's name, else 'speaker N'.")
 
 
 class AppliedFilters(Out):
@@ -72,6 +73,7 @@ class AppliedFilters(Out):
     kind: str | None
     source: str | None
     when: str = Field(description="recorded | dropped: which time since/until filter.")
+    speaker: str | None = None
 
 
 class SearchResponse(Out):
@@ -90,6 +92,7 @@ class Filters(BaseModel):
     kind: str | None = Field(None, description="audio | video | document")
     source: str | None = Field(None, description="Source key, key prefix or file name.")
     by: str = Field("recorded", description="What since/until filter: recorded | dropped.")
+    speaker: str | None = Field(None, description="Only what this named voice said.")
 
 
 class AskRequest(Filters):

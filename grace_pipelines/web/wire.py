@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-SEARCH_KEYS = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation")
+SEARCH_KEYS = ("rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation", "speaker")
 
 
 def search_json(query: str, results: Sequence[Any], skipped: Sequence[str], filters: Any) -> dict[str, Any]:

@@ -51,7 +51,18 @@ def test_ingest_wait_search_json_and_consent(run, home: Path) -> None:
     assert set(payload) == {"query", "results", "skipped", "filters"}
     assert payload["query"] == "dentist visit" and payload["skipped"] == []
     top = payload["results"][0]
-    assert set(top) == {"rank", "score", "source_key", "title", "kind", "start_s", "end_s", "text", "citation"}
+    assert set(top) == {
+        "rank",
+        "score",
+        "source_key",
+        "title",
+        "kind",
+        "start_s",
+        "end_s",
+        "text",
+        "citation",
+        "speaker",
+    }
     assert top["rank"] == 1 and top["title"] == "groceries.ogg" and top["kind"] == "audio"
     assert isinstance(top["score"], float) and isinstance(top["start_s"], float)
     assert top["citation"].startswith("groceries.ogg @ 00:")

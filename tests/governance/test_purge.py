@@ -82,7 +82,7 @@ def test_revoke_all_purges_from_disk_and_stays_purged(home: Path) -> None:
         receipt = instance.get_latest_materialization_event(dg.AssetKey("purge_receipt")).asset_materialization.metadata
         assert receipt["index_rows_removed"].value >= 1 and receipt["original_removed"].value is True
         removed = set(receipt["blobs_removed"].value.split(", "))
-        assert removed == {"original", "transcript.json", "chunks.json", "text.key"}
+        assert removed == {"original", "transcript.json", "chunks.json", "text.key", "voices.json"}
 
         # re-dropping the same file does not resurrect it: it waits for a new grant
         drop_file(grace.settings.inbox, "standup.mp3")

@@ -22,6 +22,7 @@ from grace_pipelines.resources import (
     Embedder,
     FasterWhisperTranscriber,
     MiniLMEmbedder,
+    OfflineSpeakers,
     OpenAIEmbedder,
     OpenAITranscriber,
     Transcriber,
@@ -35,7 +36,17 @@ from grace_pipelines.stores import blobs
 from grace_pipelines.stores.blobs import SealedBlobStore
 from grace_pipelines.stores.vectors import TABLE, ChunkIndex, connect, search_pool
 
-KEYS = {"transcriber", "embedder", "vector_store", "blob_store", "state", "extraction", "chunking", "alerts"}
+KEYS = {
+    "transcriber",
+    "speakers",
+    "embedder",
+    "vector_store",
+    "blob_store",
+    "state",
+    "extraction",
+    "chunking",
+    "alerts",
+}
 KEY = "0123456789abcdef"
 
 
@@ -59,6 +70,7 @@ def test_build_resources_picks_the_engine_subclass(
     resources = build_resources(settings)
     assert set(resources) == KEYS
     assert type(resources["transcriber"]) is cls and isinstance(resources["transcriber"], Transcriber)
+    assert type(resources["speakers"]) is OfflineSpeakers  # the default: turns on this machine
     assert type(resources["embedder"]) is ecls and isinstance(resources["embedder"], Embedder)
     assert resources["transcriber"].engine == transcriber and resources["embedder"].engine == embedder
     t = resources["transcriber"]

@@ -104,6 +104,7 @@ def test_python_values_and_blanks() -> None:
         "kind": None,
         "source": None,
         "when": "recorded",
+        "speaker": None,
     }
 
 

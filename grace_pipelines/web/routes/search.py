@@ -23,7 +23,9 @@ ERRORS = {422: {"model": models.ErrorBody, "description": "A filter that cannot 
 
 
 def _filters(ctx: WebContext, f: models.Filters) -> SearchFilters:
-    return parse_filters(f.since, f.until, f.origin, f.kind, f.source, f.by, now=utcnow(), tz=ctx.grace.settings.tz)
+    return parse_filters(
+        f.since, f.until, f.origin, f.kind, f.source, f.by, f.speaker, now=utcnow(), tz=ctx.grace.settings.tz
+    )
 
 
 @router.get("/search", response_model=models.SearchResponse, responses=ERRORS)
