@@ -111,6 +111,11 @@ class GraceSettings(BaseSettings):
     whisper_compute_type: str = "auto"
     whisper_batch_size: int = Field(8, ge=1, le=64)
     whisper_language: str | None = "en"
+    vocabulary: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Names and terms passed to Whisper (hotwords / prompt), with every named speaker.",
+    )
     speakers: Literal["offline", "off"] = Field(
         "offline",
         description="Speaker turns: 'offline' (CAM++ on onnxruntime; keeps the transcription "

@@ -7,6 +7,7 @@ range of a document. Chunking policy lives in grace_pipelines.text.chunking (pur
 import dagster as dg
 
 from grace_pipelines.assets.transcript import transcript
+from grace_pipelines.ingest.consent_gate import voices_holding
 from grace_pipelines.ingest.stages import make_chunks
 from grace_pipelines.partitions import sources_partitions
 from grace_pipelines.resources import BlobStore, Chunking, StateResource
@@ -24,6 +25,7 @@ class ChunkingConfig(dg.Config):
     group_name="index",
     kinds={"python"},
     deps=[transcript],
+    output_required=False,
 )
 def chunks(
     context: dg.AssetExecutionContext,
@@ -31,8 +33,17 @@ def chunks(
     chunking: Chunking,
     blob_store: BlobStore,
     state: StateResource,
-) -> dg.MaterializeResult:
-    """Overlapping sentence-aware chunks of the transcript, each with its time window or lines."""
+):
+    """Overlapping sentence-aware chunks of the transcript, each with its time window or lines.
+    Skipped (nothing downstream runs) while a voice nobody declared holds the recording."""
+    key, db = context.partition_key, state.db()
+    held = voices_holding(db, key)
+    if held:
+        context.log.info(f"{key} is held: {'; '.join(held)}")
+        context.log_event(
+            dg.AssetObservation(asset_key="chunks", partition=key, metadata={"held_by_voices": len(held)})
+        )
+        return
     size = config.chunk_chars if config.chunk_chars is not None else chunking.chunk_chars
     overlap = config.chunk_overlap if config.chunk_overlap is not None else chunking.chunk_overlap
-    return dg.MaterializeResult(metadata=make_chunks(context.partition_key, blob_store, state.db(), size, overlap))
+    yield dg.MaterializeResult(metadata=make_chunks(key, blob_store, db, size, overlap))

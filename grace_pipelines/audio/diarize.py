@@ -235,3 +235,38 @@ def diarize_embeddings(
     for t in turns:
         seconds[t.speaker] = seconds.get(t.speaker, 0.0) + (t.end - t.start)
     return Diarization(turns=turns, centroids=centroids, seconds=seconds)
+
+
+def without_speakers(segments: list[dict[str, Any]], labels: set[str]) -> tuple[list[dict[str, Any]], int]:
+    """The transcript with every word of `labels` removed (a person's turns purged); a segment
+    left without words goes, a mixed one keeps the others' words and text. Returns the new
+    segments and how many words were removed. Idempotent."""
+    out, removed = [], 0
+    for seg in segments:
+        words = seg.get("words") or []
+        if not words:
+            if seg.get("speaker") in labels:
+                removed += len((seg.get("text") or "").split())
+                continue
+            out.append(seg)
+            continue
+        kept = [w for w in words if (w.get("speaker") or seg.get("speaker")) not in labels]
+        removed += len(words) - len(kept)
+        if not kept:
+            continue
+        if len(kept) == len(words):
+            out.append(seg)
+            continue
+        text = " ".join((w.get("word") or "").strip() for w in kept).strip()
+        speakers = [w.get("speaker") for w in kept if w.get("speaker")]
+        out.append(
+            {
+                **seg,
+                "start": kept[0]["start"],
+                "end": kept[-1]["end"],
+                "text": text,
+                "words": kept,
+                **({"speaker": max(set(speakers), key=speakers.count)} if speakers else {}),
+            }
+        )
+    return out, removed

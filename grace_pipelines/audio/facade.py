@@ -37,14 +37,36 @@ class SpeakersMixin:
             for s in rows
         ]
 
-    def name_speaker(self, ref: str, label: str, name: str, *, actor: str | None = None) -> dict[str, Any]:
-        """Name speaker `label` (S1, S2...) of a recording; that voice is labelled everywhere."""
+    def release_waiting(self, keys: Any) -> dict[str, bool]:  # Grace's
+        raise NotImplementedError
+
+    def _release_held_recordings(self) -> list[str]:
+        """Run the index stages of recordings a naming released (a voice now accounted for)."""
+        from grace_pipelines.db.schema import Stage
+        from grace_pipelines.ingest.consent_gate import consent_check_result
+
+        held = sorted({s["source_key"] for s in self.db.source_speakers()})
+        waiting = [k for k, r in self.db.get_sources(held).items() if r.stage == Stage.AWAITING_CONSENT]
+        released = [k for k, ok in self.release_waiting(waiting).items() if ok] if waiting else []
+        for row in self.db.get_sources([k for k in waiting if k not in released]).values():
+            if row.stage == Stage.AWAITING_CONSENT:
+                consent_check_result(self.db, row, "index")  # the hold's reason, as it stands now
+        return released
+
+    def name_speaker(
+        self, ref: str, label: str, name: str, *, actor: str | None = None, wait: bool = True
+    ) -> dict[str, Any]:
+        """Name speaker `label` (S1, S2...) of a recording; that voice is labelled everywhere.
+        A name outside a recording's participants makes that person one (their grant is then
+        needed); `wait`: index now what the naming released (a voice nobody had declared)."""
         from grace_pipelines.audio.profiles import name_speaker
         from grace_pipelines.governance.audit.log import record
 
         who = actor or "api"
         done = name_speaker(self.db, self.clients.blob_store, self.resolve(ref).key, label, name, who)
         record(self.db, actor=who, action="speakers.name", subject=done["name"], details={"source": done["source_key"]})
+        if wait:
+            done["released"] = self._release_held_recordings()
         return done
 
     def merge_speakers(self, name: str, into: str, *, actor: str | None = None) -> dict[str, Any]:

@@ -61,7 +61,28 @@ def record_speakers(db: StateDB, blob_store: Any, key: str, speakers: dict[str, 
         )
     db.set_source_speakers(key, rows)
     match_source(db, blob_store, key)
+    sync_participants(db, key)
     return {s["label"]: s["name"] for s in db.source_speakers(key) if s["name"]}
+
+
+def sync_participants(db: StateDB, key: str) -> list[str]:
+    """A voice named (or matched) as someone the recording did not declare makes them a
+    participant: their own grant is then asked for like anyone's, and a recording already
+    searchable waits for it (search hides it at once). Returns who was added."""
+    from grace_pipelines.db.schema import Stage
+
+    row = db.get_source(key)
+    if row is None:
+        return []
+    declared = {p.casefold() for p in row.participants}
+    heard = [s["name"] for s in db.source_speakers(key) if s["name"]]
+    added = [n for n in dict.fromkeys(heard) if n.casefold() not in declared]
+    if added:
+        db.update_source(key, participants=[*row.participants, *added])
+        if row.stage == Stage.SEARCHABLE:
+            who = ", ".join(added)
+            db.set_stage(key, Stage.AWAITING_CONSENT, reason=f"index: {who} heard in it, no grant yet")
+    return added
 
 
 def profile_voices(db: StateDB, blob_store: Any) -> dict[int, np.ndarray]:
@@ -107,7 +128,11 @@ def match_source(db: StateDB, blob_store: Any, key: str, profiles: dict[int, np.
 def rematch_all(db: StateDB, blob_store: Any) -> int:
     profiles = profile_voices(db, blob_store)
     keys = sorted({s["source_key"] for s in db.source_speakers()})
-    return sum(match_source(db, blob_store, k, profiles) for k in keys)
+    matched = 0
+    for k in keys:
+        matched += match_source(db, blob_store, k, profiles)
+        sync_participants(db, k)
+    return matched
 
 
 def name_speaker(db: StateDB, blob_store: Any, key: str, label: str, name: str, actor: str) -> dict[str, Any]:

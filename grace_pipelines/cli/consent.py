@@ -95,7 +95,8 @@ def consent_list(
             i["title"],
             i["scope"],
             ", ".join(i["granted"]) or "-",
-            ", ".join(f"{p} (refused)" if p in i["refused"] else p for p in i["missing"]) or "-",
+            ", ".join([f"{p} (refused)" if p in i["refused"] else p for p in i["missing"]] + i.get("voices", []))
+            or "-",
         )
         table.add_row(*(escape(c) for c in cells))  # a title or party may look like [markup]
     out.print(table)

@@ -112,6 +112,11 @@ class VoiceRepository(Repository):
                 .values(profile_id=to_profile, updated_at=utcnow())
             )
 
+    def remove_source_speakers(self, key: str, labels: list[str]) -> None:
+        c = source_speakers_table.c
+        with self.begin() as conn:
+            conn.execute(source_speakers_table.delete().where(c.source_key == key, c.label.in_(labels)))
+
     def forget_source_speakers(self, key: str) -> None:
         with self.begin() as conn:
             conn.execute(source_speakers_table.delete().where(source_speakers_table.c.source_key == key))

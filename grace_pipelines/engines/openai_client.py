@@ -120,6 +120,7 @@ class OpenAITranscriptionClient:
     credential: str | None = None  # vault secret holding the API key
     state_url: str | None = None
     keys_dir: str | None = None
+    vocabulary: tuple[str, ...] = ()  # sent as the `prompt` (spellings of names and terms)
 
     engine: ClassVar[str] = "openai"
 
@@ -150,6 +151,7 @@ class OpenAITranscriptionClient:
                 response_format="verbose_json",
                 timestamp_granularities=["segment", "word"],
                 **({"language": self.language} if self.language else {}),
+                **({"prompt": ", ".join(self.vocabulary)} if self.vocabulary else {}),
             )
         except openai.OpenAIError as exc:
             raise TranscriptionError(f"{name}: transcription API failed ({type(exc).__name__})") from None

@@ -7,7 +7,7 @@ agree on one `Transcription` and one pair of exceptions, whichever engine made i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,3 +60,22 @@ def timed(run: Callable[[bytes, str], Transcription], audio: bytes, name: str) -
     result = run(audio, name)
     result.seconds = time.perf_counter() - started
     return result
+
+
+HINT_CHARS = 400  # Whisper's prompt holds about 224 tokens; names beyond this are dropped
+
+
+def hint_words(words: Sequence[str]) -> list[str]:
+    """Names and terms for a Whisper hint: stripped, de-duplicated (case-insensitively), in
+    order, cut to what fits the prompt."""
+    out: list[str] = []
+    seen: set[str] = set()
+    size = 0
+    for w in words:
+        w = " ".join(str(w).split())
+        if not w or w.casefold() in seen or size + len(w) + 2 > HINT_CHARS:
+            continue
+        seen.add(w.casefold())
+        out.append(w)
+        size += len(w) + 2
+    return out

@@ -77,6 +77,40 @@ def grant_command(source_key: str, party: str, scope: str) -> str:
     return shlex.join(["grace", "consent", "grant", source_key, "--party", party, "--scope", scope])
 
 
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+
+
+def _clock(seconds: float | None) -> str:
+    total = int(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    return (f"{hours}:" if hours else "") + f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def voice_holds(participants: Sequence[str], speakers: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The voices that hold indexing a recording: more distinct voices than its declared
+    participants account for. Named voices account for the participant of that name (a named
+    voice that is not a participant was made one when it was named or matched, so its own
+    grant is asked for like anyone's); the unnamed voices beyond the participants left over,
+    in order of first appearance, each hold: "an unnamed third speaker at 00:41-01:10".
+    `speakers`: the recording's speakers (label, name, first_s, last_s), as db.source_speakers."""
+    declared = {p.casefold() for p in participants}
+    named = {s["name"].casefold() for s in speakers if s.get("name")}
+    free = len(declared - named)
+    unnamed = sorted((s for s in speakers if not s.get("name")), key=lambda s: (s.get("first_s") or 0.0, s["label"]))
+    holds = []
+    for s in unnamed[free:]:
+        n = int(s["label"][1:]) if s["label"][1:].isdigit() else 0
+        ordinal = _ORDINALS[n - 1] if 0 < n <= len(_ORDINALS) else f"{n}th"
+        when = f"{_clock(s.get('first_s'))}-{_clock(s.get('last_s'))}"
+        holds.append({"label": s["label"], "reason": f"an unnamed {ordinal} speaker at {when}"})
+    return holds
+
+
+def name_command(source_key: str, label: str) -> str:
+    """The command that names a voice (NAME is the placeholder a person replaces)."""
+    return shlex.join(["grace", "speakers", "name", source_key, label]) + " NAME"
+
+
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("a name must not be empty")

@@ -19,7 +19,14 @@ from typing import Any
 from grace_pipelines.db.records import SourceRow
 from grace_pipelines.db.schema import HELD_STAGES, utcnow
 from grace_pipelines.db.state import StateDB
-from grace_pipelines.governance.consent import SCOPES, grant_command, missing_parties, refused_parties
+from grace_pipelines.governance.consent import (
+    SCOPES,
+    grant_command,
+    missing_parties,
+    name_command,
+    refused_parties,
+    voice_holds,
+)
 from grace_pipelines.stores.blobs import TRANSCRIPT
 
 INGEST_ASSETS = ("source", "transcript", "chunks", "embeddings")
@@ -65,10 +72,11 @@ def allowed_work(db: StateDB, row: SourceRow, now: datetime | None = None) -> Al
     """What `row`'s ingest may do under the consent ledger right now."""
     now = now or utcnow()
     events = db.consent_events(row.key)
+    voices = [h["reason"] for h in voice_holds(row.participants, db.source_speakers(row.key))]
     awaiting = {
         scope: missing
         for scope in ("transcribe", "index")
-        if (missing := missing_parties(row.participants, events, scope, now))
+        if (missing := missing_parties(row.participants, events, scope, now) + (voices if scope == "index" else []))
     }
     if "transcribe" in awaiting:
         return Allowed(("source",), (), awaiting)
@@ -105,11 +113,13 @@ def consent_overview(db: StateDB, *, pending: bool = False) -> list[dict[str, An
     now = utcnow()
     for row in db.list_sources():
         events = db.consent_events(row.key)
+        voices = voice_holds(row.participants, db.source_speakers(row.key))
         for scope in SCOPES:
             missing = missing_parties(row.participants, events, scope, now)
             refused = refused_parties(events, scope)
             waiting = [p for p in missing if p not in refused]  # who has not decided yet
-            if pending and not waiting:
+            held_by = voices if scope == "index" else []  # voices nobody declared (grace speakers name)
+            if pending and not waiting and not held_by:
                 continue
             out.append(
                 {
@@ -120,7 +130,9 @@ def consent_overview(db: StateDB, *, pending: bool = False) -> list[dict[str, An
                     "granted": [p for p in row.participants if p not in missing],
                     "missing": missing,
                     "refused": [p for p in missing if p in refused],
-                    "commands": [grant_command(row.key, p, scope) for p in missing],
+                    "commands": [grant_command(row.key, p, scope) for p in missing]
+                    + [name_command(row.key, v["label"]) for v in held_by],
+                    "voices": [v["reason"] for v in held_by],
                 }
             )
     return out

@@ -29,9 +29,78 @@ def purge_plan(db: StateDB, key: str, *, purge_original_on_revoke: bool, now: da
         return None
     nothing_left = all(set(m) == set(row.participants) for m in missing.values())
     who = sorted({p for m in missing.values() for p in m})
+    reason = f"consent withdrawn or expired ({', '.join(s for s, m in missing.items() if m)}: {', '.join(who)})"
+    turns = None if purge_original_on_revoke or nothing_left else _turns_of(db, key, who)
+    if turns:  # only their words go; the others' stay searchable
+        return {"remove_original": False, "reason": f"{reason}: their turns removed", "turns_of": turns}
+    return {"remove_original": purge_original_on_revoke or nothing_left, "reason": reason}
+
+
+def _turns_of(db: StateDB, key: str, parties: list[str]) -> dict[str, list[str]] | None:
+    """party -> their speaker labels in `key`, when every party withdrawing is a named voice
+    there (else None: the whole source is purged, since their part cannot be told apart)."""
+    heard: dict[str, list[str]] = {}
+    for s in db.source_speakers(key):
+        if s["name"]:
+            heard.setdefault(s["name"].casefold(), []).append(s["label"])
+    if not parties or any(p.casefold() not in heard for p in parties):
+        return None
+    return {p: sorted(heard[p.casefold()]) for p in parties}
+
+
+def purge_turns(
+    key: str,
+    turns_of: dict[str, list[str]],
+    *,
+    blob_store: BlobStore,
+    vector_store: VectorStore,
+    db: StateDB,
+    reindex: Any,
+) -> dict[str, Any]:
+    """Remove one person's turns from a recording: their words from the sealed transcript, their
+    voice embedding and speaker rows, every index row of the source with its old LanceDB
+    versions; the party leaves the participants; `reindex()` then chunks and embeds what the
+    others said (returns the new row count). Every step is idempotent, so a resumed purge
+    finishes it; the original recording is kept (settings.purge_original_on_revoke deletes
+    the whole source instead)."""
+    from grace_pipelines.audio.diarize import without_speakers
+    from grace_pipelines.audio.profiles import voices_of
+    from grace_pipelines.stores.blobs import TRANSCRIPT, VOICES
+
+    labels = {label for group in turns_of.values() for label in group}
+    payload = blob_store.get_json(key, TRANSCRIPT)
+    segments, words_removed = without_speakers(payload.get("segments") or [], labels)
+    payload["segments"] = segments
+    if payload.get("speakers"):
+        spk = payload["speakers"]
+        spk["turns"] = [t for t in spk.get("turns", []) if t["speaker"] not in labels]
+        spk["seconds"] = {k: v for k, v in spk.get("seconds", {}).items() if k not in labels}
+    blob_store.put_json(key, TRANSCRIPT, payload)
+    voices = {k: v.tolist() for k, v in voices_of(blob_store, key).items() if k not in labels}
+    if voices:
+        blob_store.put_json(key, VOICES, voices)
+    elif blob_store.exists(key, VOICES):
+        blob_store.delete(key, VOICES)
+    db.remove_source_speakers(key, sorted(labels))
+    row = db.get_source(key)
+    leaving = {p.casefold() for p in turns_of}
+    if row is not None:
+        db.update_source(key, participants=[p for p in row.participants if p.casefold() not in leaving])
+    index = vector_store.purge_source(key)
+    rows = reindex() if segments else 0
     return {
-        "remove_original": purge_original_on_revoke or nothing_left,
-        "reason": f"consent withdrawn or expired ({', '.join(s for s, m in missing.items() if m)}: {', '.join(who)})",
+        "source_key": key,
+        "turns_of": sorted(turns_of),
+        "speaker_labels_removed": sorted(labels),
+        "words_removed": words_removed,
+        "index_rows_removed": index["rows"],
+        "index_versions_removed": index["versions_removed"],
+        "index_rows_written": rows,
+        "blobs_removed": [],
+        "blob_bytes_removed": 0,
+        "temp_files_removed": 0,
+        "original_removed": False,
+        "at": utcnow().isoformat(),
     }
 
 
@@ -110,4 +179,5 @@ def requested_plan(
         plan["remove_original"] = remove_original
     if not only_if_needed:
         plan["reason"] = reason
+        plan.pop("turns_of", None)  # a purge asked for by name takes the whole source
     return plan

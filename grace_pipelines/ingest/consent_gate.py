@@ -11,31 +11,38 @@ import dagster as dg
 from grace_pipelines.db.records import SourceRow
 from grace_pipelines.db.schema import Stage, utcnow
 from grace_pipelines.db.state import StateDB
-from grace_pipelines.governance.consent import grant_command, missing_parties
+from grace_pipelines.governance.consent import grant_command, missing_parties, name_command, voice_holds
 
 
 def missing_for(db: StateDB, row: SourceRow, scope: str) -> list[str]:
-    return missing_parties(row.participants, db.consent_events(row.key), scope, utcnow())
+    """Who (or which voice) `scope` still waits on: parties without a grant, and for `index`
+    the voices the declared participants do not account for (governance/consent.voice_holds)."""
+    missing = missing_parties(row.participants, db.consent_events(row.key), scope, utcnow())
+    if scope == "index":
+        missing += [h["reason"] for h in voice_holds(row.participants, db.source_speakers(row.key))]
+    return missing
 
 
 def consent_check_result(db: StateDB, row: SourceRow, scope: str) -> dg.AssetCheckResult:
     missing = missing_for(db, row, scope)
-    commands = [grant_command(row.key, party, scope) for party in missing]
+    voices = voice_holds(row.participants, db.source_speakers(row.key)) if scope == "index" else []
+    parties = [m for m in missing if m not in {v["reason"] for v in voices}]
+    commands = [grant_command(row.key, party, scope) for party in parties]
+    commands += [name_command(row.key, v["label"]) for v in voices]
+    held_by = [v["reason"] for v in voices]
+    why = "; ".join(
+        ([f"missing consent from {', '.join(parties)}"] if parties else [])
+        + ([f"held by {', '.join(held_by)} (nobody declared them)"] if held_by else [])
+    )
     if missing:
-        db.set_stage(
-            row.key,
-            Stage.AWAITING_CONSENT,
-            reason=f"{scope}: missing consent from {', '.join(missing)}; run: " + " ; ".join(commands),
-        )
+        db.set_stage(row.key, Stage.AWAITING_CONSENT, reason=f"{scope}: {why}; run: " + " ; ".join(commands))
     return dg.AssetCheckResult(
         check_name=f"consent_{scope}",
         passed=not missing,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"every participant consented to {scope}"
-            if not missing
-            else f"{scope} needs consent from: {', '.join(missing)}"
-        ),
+        # a voice found while transcribing is a hold, not a failed run: WARN does not fail the
+        # step; chunks sees the same hold and skips (nothing downstream is materialized)
+        severity=dg.AssetCheckSeverity.ERROR if parties or not missing else dg.AssetCheckSeverity.WARN,
+        description=(f"every participant consented to {scope}" if not missing else f"{scope}: {why}"),
         metadata={
             "source_key": row.key,
             "title": row.title,
@@ -46,6 +53,12 @@ def consent_check_result(db: StateDB, row: SourceRow, scope: str) -> dg.AssetChe
             "grant_commands": dg.MetadataValue.md("\n".join(f"`{c}`" for c in commands) or "none needed"),
         },
     )
+
+
+def voices_holding(db: StateDB, key: str) -> list[str]:
+    """The voices nobody declared that hold indexing `key` (empty when none, or not a recording)."""
+    row = db.get_source(key)
+    return [v["reason"] for v in voice_holds(row.participants, db.source_speakers(key))] if row else []
 
 
 def require_consent(db: StateDB, row: SourceRow, scope: str) -> None:

@@ -129,7 +129,8 @@ def make_transcript(
                 }
             )
         else:
-            result = transcriber.transcribe(data, row.title)
+            named = [p["name"] for p in db.profiles()] if speakers is not None else []
+            result = transcriber.transcribe(data, row.title, vocabulary=named)
             turns_md = add_speakers(key, result, data, row.title, speakers, blob_store) if speakers else {}
             payload = {"kind": row.kind, **result.to_dict()}
             if turns_md:
@@ -169,6 +170,7 @@ def make_transcript(
         from grace_pipelines.audio.profiles import record_speakers
 
         metadata["named_speakers"] = len(record_speakers(db, blob_store, key, payload.get("speakers")))
+        row = load_row(db, key)  # a voice heard in it may have made someone a participant
     db.set_stage(key, Stage.TRANSCRIBED)
     check = consent_check_result(db, row, "index")
     return metadata, check

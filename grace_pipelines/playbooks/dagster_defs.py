@@ -27,7 +27,7 @@ from grace_pipelines.playbooks.context import PlaybookContext
 from grace_pipelines.playbooks.engine import PlaybookResult, evaluate
 from grace_pipelines.playbooks.loading import PlaybookError, load_playbooks
 from grace_pipelines.playbooks.model import Playbook
-from grace_pipelines.resources import Alerts, BlobStore, StateResource, VectorStore
+from grace_pipelines.resources import Alerts, BlobStore, Chunking, Embedder, StateResource, VectorStore
 from grace_pipelines.runtime.recovery import run_tags
 
 GROUP = "dev"
@@ -157,6 +157,8 @@ def playbook_asset(settings: Any, playbook: Playbook, check_keys: Callable[[], l
         blob_store: BlobStore,
         vector_store: VectorStore,
         alerts: Alerts,
+        embedder: Embedder,
+        chunking: Chunking,
     ) -> dg.MaterializeResult:
         db = state.db()
         ctx = PlaybookContext(
@@ -170,7 +172,13 @@ def playbook_asset(settings: Any, playbook: Playbook, check_keys: Callable[[], l
             actor=f"playbook:{playbook.name}",
         )
         result = evaluate(playbook, ctx, dry_run=config.dry_run)
-        resources = {"blob_store": blob_store, "vector_store": vector_store, "state": state}
+        resources = {
+            "blob_store": blob_store,
+            "vector_store": vector_store,
+            "state": state,
+            "embedder": embedder,  # purge_receipt re-indexes what is left after a person's turns go
+            "chunking": chunking,
+        }
         receipts = _purge_runs(context.instance, result, resources)
         for c in result.breached:
             context.log.warning(f"{playbook.name}: {c.name} breached: {c.summary()}")

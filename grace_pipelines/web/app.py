@@ -72,9 +72,9 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
     _errors(app)
 
-    from grace_pipelines.web.routes import consent, search, sources
+    from grace_pipelines.web.routes import consent, search, sources, speakers
 
-    for router in (sources.router, search.router, consent.router):
+    for router in (sources.router, search.router, consent.router, speakers.router):
         app.include_router(router, prefix=API_PREFIX)
 
     from fastapi.staticfiles import StaticFiles

@@ -204,3 +204,34 @@ class Approved(Out):
     name: str
     purpose: str
     expires_at: str | None
+
+
+class Speaker(Out):
+    source_key: str
+    title: str | None
+    label: str = Field(description="S1, S2 ... by first appearance in the recording.")
+    name: str | None = Field(None, description="The voice's name (named by a person, or matched).")
+    how: str | None = Field(None, description="named | matched")
+    similarity: float | None = None
+    seconds: float
+    first_s: float | None = None
+
+
+class Speakers(Out):
+    speakers: list[Speaker]
+    profiles: list[str] = Field(description="Every voice profile's name.")
+
+
+class NameSpeakerRequest(BaseModel):
+    source: str = Field(description="Source key, or the file name of a drop.")
+    speaker: str = Field(min_length=2, max_length=8, description="The label, e.g. S2.")
+    name: str = Field(min_length=1, max_length=80, description="Who it is (as consent names the person).")
+
+
+class MergeSpeakersRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=80)
+    into: str = Field(min_length=1, max_length=80)
+
+
+class ForgetSpeakerRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=80)

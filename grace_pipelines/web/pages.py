@@ -110,8 +110,8 @@ def _render(request: Request, name: str, status: int = 200, **values: Any) -> HT
     )
 
 
-def _filter_values(since: str, until: str, origin: str, kind: str, source: str) -> dict[str, str]:
-    return {"since": since, "until": until, "origin": origin, "kind": kind, "source": source}
+def _filter_values(since: str, until: str, origin: str, kind: str, source: str, speaker: str = "") -> dict[str, str]:
+    return {"since": since, "until": until, "origin": origin, "kind": kind, "source": source, "speaker": speaker}
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -124,9 +124,14 @@ def search_page(
     origin: str = "",
     kind: str = "",
     source: str = "",
+    speaker: str = Query("", max_length=80),
     ctx: WebContext = Depends(context),
 ) -> HTMLResponse:
-    form = {"q": q, "mode": mode if mode in MODES else "hybrid", **_filter_values(since, until, origin, kind, source)}
+    form = {
+        "q": q,
+        "mode": mode if mode in MODES else "hybrid",
+        **_filter_values(since, until, origin, kind, source, speaker),
+    }
     hits, error, skipped = [], None, []
     if q.strip():
         try:
@@ -137,6 +142,7 @@ def search_page(
                 kind or None,
                 source or None,
                 "recorded",
+                speaker or None,
                 now=utcnow(),
                 tz=ctx.grace.settings.tz,
             )
@@ -211,13 +217,21 @@ def source_page(request: Request, ref: str, ctx: WebContext = Depends(context)) 
         if payload.get("kind") == "document":
             text = payload.get("text", "")
         else:
-            for seg in payload.get("segments", []):
+            from grace_pipelines.audio.export import cues
+
+            names = {s["label"]: s["name"] for s in ctx.grace.db.source_speakers(row.key) if s["name"]}
+            turns = cues(payload.get("segments", []))  # split where the speaker changes
+            many = len({c["speaker"] for c in turns if c["speaker"]}) > 1
+            for seg in turns:
                 start, end = float(seg["start"]), float(seg["end"])
+                label = seg.get("speaker")
                 segments.append(
                     {
                         "at": clock(start),
                         "text": seg["text"].strip(),
                         "citation": segment_citation(row.title, start, end),
+                        "speaker": names.get(label) or (f"speaker {label[1:]}" if label and many else None),
+                        "label": label,
                     }
                 )
     return _render(
@@ -227,6 +241,7 @@ def source_page(request: Request, ref: str, ctx: WebContext = Depends(context)) 
         source=status,
         size_class=row.size_class,
         participants=row.participants,
+        speakers=[{**s, "first": clock(s["first_s"])} for s in ctx.grace.db.source_speakers(row.key)],
         segments=segments,
         text=text,
         note=note,

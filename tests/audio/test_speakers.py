@@ -194,3 +194,97 @@ def test_export_refuses_without_consent_and_unknown_formats(tmp_path: Path, home
             grace.export("party.ogg", "md")
     with pytest.raises(ValueError, match="unknown export format 'docx'"):
         render({"segments": []}, "docx", title="x", names={})
+
+
+def test_an_undeclared_voice_holds_indexing_until_named_and_granted(tmp_path: Path, home: Path) -> None:
+    with dg.instance_for_test() as instance:
+        grace = Grace(home, instance=instance)
+        path = drop_file(
+            tmp_path / "drop",
+            "speakers/three_voices.ogg",
+            name="launch.ogg",
+            participants=["alex", "priya"],
+            grants={"alex": ["all"], "priya": ["all"]},
+        )
+        grace.ingest([path], wait=True)
+        row = grace.resolve("launch.ogg")
+        assert row.stage == "awaiting_consent"
+        assert (
+            "an unnamed third speaker at 00:" in row.reason and f"grace speakers name {row.key} S3 NAME" in row.reason
+        )
+        # a hold, not a failure: the run is green and nothing was indexed
+        assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
+        assert grace.search("launch on Monday morning", k=3) == []
+        (pending,) = [i for i in grace.consent_list(pending=True) if i["source_key"] == row.key]
+        assert pending["scope"] == "index" and pending["voices"][0].startswith("an unnamed third speaker")
+
+        named = grace.name_speaker("launch.ogg", "S3", "Marco")
+        assert named["released"] == []  # Marco is now a participant: his own grant is needed
+        row = grace.resolve("launch.ogg")
+        assert row.participants == ["alex", "priya", "Marco"] and "missing consent from Marco" in row.reason
+        grace.grant("launch.ogg", "Marco", "all", wait=True)
+        assert grace.resolve("launch.ogg").stage == "searchable"
+        assert grace.search("launch on Monday morning", k=1)[0].title == "launch.ogg"
+
+
+def test_a_named_persons_revocation_purges_exactly_their_turns(tmp_path: Path, home: Path) -> None:
+    from grace_pipelines.text.keywords import blind_tokens
+
+    with dg.instance_for_test() as instance:
+        grace = Grace(home, instance=instance)
+        key = _ingest(grace, tmp_path, "two_voices.ogg", "review.ogg", ["alex", "priya"])
+        grace.name_speaker("review.ogg", "S2", "priya")  # priya: the second voice in turns.json
+        index_key = grace.clients.blob_store.index_key()
+        hers, his = blind_tokens(index_key, "Friday").split()[0], blind_tokens(index_key, "hotel").split()[0]
+
+        def lance_bytes() -> bytes:
+            return b"".join(p.read_bytes() for p in (home / "lancedb").rglob("*") if p.is_file())
+
+        assert hers.encode() in lance_bytes() and his.encode() in lance_bytes()  # the scan can see tokens
+
+        grace.revoke("review.ogg", "priya", "all", wait=True)
+        row = grace.resolve("review.ogg")
+        assert row.stage == "searchable" and row.participants == ["alex"]
+        text = " ".join(s["text"] for s in grace.clients.blob_store.get_json(key, TRANSCRIPT)["segments"])
+        assert "Friday" not in text and "Lisbon trip" not in text and "hotel" in text
+        raw = lance_bytes()
+        assert hers.encode() not in raw and his.encode() in raw  # old table versions cleaned too
+        assert all("Friday" not in r.text for r in grace.search("send the booking on Friday", k=5))
+        kept = grace.search("keep the hotel under budget", k=1)
+        assert kept and kept[0].source_key == key
+        assert [s["label"] for s in grace.speakers("review.ogg")] == ["S1"]
+        assert any(e["action"] == "purge.turns" for e in grace.audit_tail(5))
+
+
+def test_vocabulary_reaches_whisper_as_hotwords() -> None:
+    from grace_pipelines.engines.transcription import HINT_CHARS, hint_words
+    from grace_pipelines.resources import FasterWhisperTranscriber
+
+    assert hint_words([" Tadhg ", "tadhg", "", "Reykjavik"]) == ["Tadhg", "Reykjavik"]
+    assert sum(len(w) + 2 for w in hint_words([f"name{i:03d}" for i in range(200)])) <= HINT_CHARS
+    audio = (SPEAKERS / "names.ogg").read_bytes()
+    plain = FasterWhisperTranscriber(cpu_threads=2)
+    said = " ".join(s["text"] for s in plain.transcribe(audio, "names.ogg").segments)
+    result = plain.transcribe(audio, "names.ogg", vocabulary=["Tadhg", "Reykjavik"])
+    hinted = " ".join(s["text"] for s in result.segments)
+    assert "Reykjavik" not in said and "Tadhg" not in said  # tiny.en alone does not know them
+    assert "Reykjavik" in hinted and "Tadhg" in hinted
+    assert result.segments[-1]["end"] > 18.0  # the whole 22 s clip, not only its first sentence
+
+
+def test_an_engines_own_speaker_labels_are_kept_and_their_voices_embedded() -> None:
+    """WhisperX (GPU) or an OpenAI-compatible server may label speakers itself: its turns stay,
+    relabelled S1, S2 by first appearance, and each voice is embedded here for the profiles."""
+    from grace_pipelines.engines.transcription import Transcription
+    from grace_pipelines.resources import OfflineSpeakers
+
+    segments = [
+        {"start": s, "end": e, "text": "words", "speaker": f"SPEAKER_{who}"}
+        for s, e, who in [(t["start"], t["end"], t["speaker"]) for t in TURNS["two_voices.ogg"]]
+    ]
+    engine = Transcription(segments, "en", 1.0, 31.0, "whisperx", "large-v3")
+    found = OfflineSpeakers().diarize((SPEAKERS / "two_voices.ogg").read_bytes(), "two_voices.ogg", engine)
+    assert found.engine == "whisperx+voices" and set(found.centroids) == {"S1", "S2"}
+    assert [t.speaker for t in found.turns] == ["S1", "S2", "S1", "S2", "S1", "S2"]
+    a, b = found.centroids["S1"], found.centroids["S2"]
+    assert float(a @ b) < 0.8 and abs(float(np.linalg.norm(a)) - 1.0) < 1e-4  # two voices, unit vectors

@@ -280,3 +280,45 @@ def test_grace_home_is_private_whatever_the_umask(tmp_path: Path) -> None:
         if mode & 0o077:
             loose.append((str(path.relative_to(tmp_path)), oct(mode)))
     assert loose == []
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_persons_turn_purge_then_rerun_removes_exactly_their_words(tmp_path: Path) -> None:
+    """`grace consent revoke --wait` by a named voice, SIGKILLed while purging their turns (just
+    after the journal entry, and later), then run again: their words are gone from the sealed
+    transcript and every LanceDB version, the others' stay searchable with one row per chunk."""
+    from grace_pipelines.stores.blobs import TRANSCRIPT
+    from grace_pipelines.text.keywords import blind_tokens
+
+    landed = []
+    for delay in (0.0, 1.5):
+        home = tmp_path / f"grace-{delay}"
+        call = drop_file(
+            tmp_path / f"drop-{delay}",
+            "speakers/two_voices.ogg",
+            name="review.ogg",
+            participants=["alex", "priya"],
+            grants={"alex": ["all"], "priya": ["all"]},
+            age_s=None,
+        )
+        assert _grace(home, "ingest", str(call), "--wait").returncode == 0
+        assert _grace(home, "speakers", "name", "review.ogg", "S2", "priya").returncode == 0
+        grace = Grace(home)
+        key = grace.resolve("review.ogg").key
+        index_key = grace.defs.resources["blob_store"].index_key()
+        hers = [t.encode() for t in blind_tokens(index_key, "Friday booking").split()]
+        his = blind_tokens(index_key, "hotel").split()[0].encode()
+        assert _lance_files_containing(home, hers)
+        revoke = ["consent", "revoke", "review.ogg", "--party", "priya", "--scope", "all", "--wait"]
+        landed.append(_kill_at(home, revoke, "review.ogg", {"purging"}, delay_s=delay))
+        again = _grace(home, "doctor", "--repair", "--json")  # any entry point finishes a journaled purge
+        assert again.returncode in (0, 1), again.stderr
+        grace = Grace(home)
+        assert grace.status_of(key).state == "searchable"
+        text = " ".join(s["text"] for s in grace.defs.resources["blob_store"].get_json(key, TRANSCRIPT)["segments"])
+        assert "Friday" not in text and "booking" not in text and "hotel" in text, (text, again.stdout)
+        assert _lance_files_containing(home, hers) == [] and _lance_files_containing(home, [his])
+        _one_row_per_chunk(grace, key)
+        assert grace.search("keep the hotel under budget", k=1)[0].source_key == key
+        assert grace.audit_verify()["ok"] and _slots_held(home) == set()
+    print(f"turn-purge kills landed in: {landed}")

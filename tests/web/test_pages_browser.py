@@ -177,3 +177,16 @@ def test_wrong_token_and_cross_site_posts_are_refused(browser: Any, page: Any, l
         other.shutdown()
     with _api(live, served) as api:
         assert api.get("/api/v1/sources/standup.mp3").json()["state"] == "searchable"
+
+
+def test_name_a_speaker_on_the_source_page(page: Any, live: str, served: Served) -> None:
+    key = served.grace.resolve("standup.mp3").key
+    page.goto(f"{live}/library/{key}")
+    row = page.locator('table.speakers tr[data-label="S1"]')
+    row.locator('input[name="name"]').fill("me")
+    row.locator("button.name").click()
+    sync_api.expect(page.locator('table.speakers tr[data-label="S1"] td').nth(1)).to_have_text("me", timeout=30_000)
+    _shot(page, "speakers")
+    names = page.locator("strong.speaker").all_inner_texts()
+    assert names and set(names) == {"me"}  # every turn now says who spoke
+    assert [p["name"] for p in served.grace.db.profiles()] == ["me"]  # the voice is kept for every recording
