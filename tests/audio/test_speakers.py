@@ -176,6 +176,27 @@ def test_named_voice_is_recognised_searched_cited_exported_and_forgotten(tmp_pat
             "Speaker 2",
         }
 
+        # a second profile for the same voice, then merged back: one person, one profile
+        grant_priya = next(s["label"] for s in grace.speakers("grant.ogg") if s["name"] == "Priya")
+        grace.name_speaker("grant.ogg", grant_priya, "Pri")
+        assert sorted(p["name"] for p in grace.db.profiles()) == ["Pri", "Priya"]
+        merged = grace.merge_speakers("Pri", "Priya")
+        assert merged["recordings"] == 2 and [p["name"] for p in grace.db.profiles()] == ["Priya"]
+
+        # the same through the command line (its own process state, the same GRACE_HOME)
+        from typer.testing import CliRunner
+
+        from grace_pipelines.cli import app
+
+        env = {"GRACE_HOME": str(home), "COLUMNS": "200"}
+        listed = CliRunner().invoke(app, ["speakers", "list", "budget.ogg", "--json"], env=env)
+        assert listed.exit_code == 0 and {s["name"] for s in json.loads(listed.stdout)["speakers"]} == {None, "Priya"}
+        out = tmp_path / "budget.srt"
+        wrote = CliRunner().invoke(app, ["export", "budget.ogg", "--format", "srt", "--out", str(out)], env=env)
+        assert wrote.exit_code == 0 and "Priya: " in out.read_text() and out.stat().st_mode & 0o777 == 0o600
+        bad = CliRunner().invoke(app, ["export", "budget.ogg", "--format", "docx"], env=env)
+        assert bad.exit_code == 1 and "unknown export format 'docx'" in bad.output
+
         forgotten = grace.forget_speaker("Priya")
         assert forgotten == {"name": "Priya", "recordings": 2, "voice_embeddings_deleted": 2}
         assert all(s["name"] is None for s in grace.speakers())
