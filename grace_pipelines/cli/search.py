@@ -20,6 +20,27 @@ ByOption = typer.Option("recorded", "--by", help="What --since/--until filter: r
 SpeakerOption = typer.Option(None, "--speaker", help="Only what this named voice said (see `grace speakers list`).")
 
 
+def _typed(
+    since: str | None,
+    until: str | None,
+    origin: str | None,
+    kind: str | None,
+    source: str | None,
+    by: str,
+    speaker: str | None,
+) -> dict[str, Any]:
+    """The filter options as typed: what the fast path sends and `_filters` reads."""
+    return {
+        "since": since,
+        "until": until,
+        "origin": origin,
+        "kind": kind,
+        "source": source,
+        "by": by,
+        "speaker": speaker,
+    }
+
+
 def _filters(
     grace: Any,
     since: str | None,
@@ -55,24 +76,13 @@ def search(
     from grace_pipelines.cli import fastpath
 
     with errors():
-        found = fastpath.search(
-            home,
-            query,
-            k=k,
-            mode=mode,
-            since=since,
-            until=until,
-            origin=origin,
-            kind=kind,
-            source=source,
-            by=by,
-            speaker=speaker,
-        )
+        typed = _typed(since, until, origin, kind, source, by, speaker)
+        found = fastpath.search(home, query, k=k, mode=mode, **typed)
         if found is None:  # no server for this GRACE_HOME: in-process
             from grace_pipelines.web.wire import search_json  # the same JSON as GET /api/v1/search
 
             grace = grace_for(home)
-            filters = _filters(grace, since, until, origin, kind, source, by, speaker)
+            filters = _filters(grace, **typed)
             results = grace.search(query, k=k, mode=mode, filters=filters)
             found = search_json(query, results, grace.search_warnings, filters)
     warn(found["skipped"])
@@ -105,23 +115,13 @@ def ask(
     from grace_pipelines.cli import fastpath
 
     with errors():
-        answer = fastpath.ask(
-            home,
-            question,
-            k=k,
-            since=since,
-            until=until,
-            origin=origin,
-            kind=kind,
-            source=source,
-            by=by,
-            speaker=speaker,
-        )
+        typed = _typed(since, until, origin, kind, source, by, speaker)
+        answer = fastpath.ask(home, question, k=k, **typed)
         if answer is None:  # no server for this GRACE_HOME: in-process
             from grace_pipelines.web.wire import ask_json  # the same JSON as POST /api/v1/ask
 
             grace = grace_for(home)
-            filters = _filters(grace, since, until, origin, kind, source, by, speaker)
+            filters = _filters(grace, **typed)
             answer = ask_json(grace.ask(question, k=k, filters=filters), grace.search_warnings, filters)
     warn(answer["skipped"])
     if as_json:

@@ -186,8 +186,19 @@ def ask_page(request: Request, q: str = Query("", max_length=4000), ctx: WebCont
 
 @router.get("/decisions", response_class=HTMLResponse)
 def decisions_page(request: Request, ctx: WebContext = Depends(context)) -> HTMLResponse:
-    rows = decision_rows(ctx.grace.consent_list(pending=True))
-    return _render(request, "decisions.html", consent=rows, credentials=ctx.grace.vault.pending())
+    pending = ctx.grace.consent_list(pending=True)
+    voices = [
+        {"source_key": i["source_key"], "title": i["title"], "reason": reason}
+        for i in pending
+        for reason in i.get("voices", [])
+    ]
+    return _render(
+        request,
+        "decisions.html",
+        consent=decision_rows(pending),
+        voices=voices,
+        credentials=ctx.grace.vault.pending(),
+    )
 
 
 @router.get("/library", response_class=HTMLResponse)

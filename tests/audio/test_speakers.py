@@ -238,6 +238,17 @@ def test_an_undeclared_voice_holds_indexing_until_named_and_granted(tmp_path: Pa
         assert grace.search("launch on Monday morning", k=3) == []
         (pending,) = [i for i in grace.consent_list(pending=True) if i["source_key"] == row.key]
         assert pending["scope"] == "index" and pending["voices"][0].startswith("an unnamed third speaker")
+        # the person's decisions page says the same
+        from starlette.testclient import TestClient
+
+        from grace_pipelines.web.app import create_app
+        from grace_pipelines.web.security import load_or_create_token
+
+        app = create_app(grace.settings, grace, port=8765, warm=False)
+        web = TestClient(app, base_url="http://127.0.0.1:8765")
+        web.headers["Authorization"] = f"Bearer {load_or_create_token(home)}"
+        page = web.get("/decisions").text
+        assert 'data-title="launch.ogg"' in page and "an unnamed third speaker at 00:" in page
 
         named = grace.name_speaker("launch.ogg", "S3", "Marco")
         assert named["released"] == []  # Marco is now a participant: his own grant is needed
