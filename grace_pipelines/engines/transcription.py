@@ -31,6 +31,9 @@ class Transcription:
     model: str
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # the 16 kHz mono samples a local engine decoded, for the speaker stage to reuse (never
+    # stored: a second decode of a 3-hour recording would hold another 690 MB); None once used
+    samples: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -210,6 +210,7 @@ class FasterWhisperClient(LocalWhisperClient):
             duration_s=duration,
             engine=self.engine,
             model=self.model_id(),
+            samples=samples,
         )
 
 

@@ -186,6 +186,7 @@ def add_speakers(
 
     started = time.perf_counter()
     found = speakers.diarize(audio, title, result)
+    result.samples = None  # the decoded audio is not needed past this point
     if found is None:
         return {}
     result.segments = label_segments(result.segments, found.turns)

@@ -63,7 +63,9 @@ class OfflineSpeakers(Speakers):
 
         duration = transcription.duration_s
         try:
-            samples = decode_audio(io.BytesIO(audio), sampling_rate=16000)
+            samples = transcription.samples  # decoded once, by the local transcriber
+            if samples is None:
+                samples = decode_audio(io.BytesIO(audio), sampling_rate=16000)
             given = _engine_turns(transcription.segments)
             if given:  # the transcription engine's own turns; voices embedded for the profiles
                 return _with_voices(engine, samples, given, transcription.engine)
