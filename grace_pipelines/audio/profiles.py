@@ -185,10 +185,5 @@ def forget_profile(db: StateDB, blob_store: Any, name: str) -> dict[str, Any]:
     return {"name": profile["name"], "recordings": len(heard), "voice_embeddings_deleted": removed}
 
 
-def speakers_overview(db: StateDB) -> list[dict[str, Any]]:
-    """Every recording's speakers: label, name (or None), how, similarity, seconds."""
-    return db.source_speakers()
-
-
 def names_for(db: StateDB, key: str) -> dict[str, str]:
     return {s["label"]: s["name"] for s in db.source_speakers(key) if s["name"]}

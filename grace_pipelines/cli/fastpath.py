@@ -90,28 +90,15 @@ def call(home: Path | None, method: str, path: str, *, params: dict[str, Any] | 
     return None  # 401 (another token), 5xx, a validation list: in-process decides
 
 
-def _filters(
-    since: Any, until: Any, origin: Any, kind: Any, source: Any, by: str, speaker: Any = None
-) -> dict[str, Any]:
-    return {
-        "since": since,
-        "until": until,
-        "origin": origin,
-        "kind": kind,
-        "source": source,
-        "by": by,
-        "speaker": speaker,
-    }
-
-
 def search(home: Path | None, query: str, *, k: int, mode: str, **filters: Any) -> dict[str, Any] | None:
-    """GET /api/v1/search: the `grace search --json` object, or None."""
-    return call(home, "GET", "/search", params={"q": query, "k": k, "mode": mode, **_filters(**filters)})
+    """GET /api/v1/search: the `grace search --json` object, or None. `filters`: since, until,
+    origin, kind, source, by, speaker as typed (the API's query parameters of those names)."""
+    return call(home, "GET", "/search", params={"q": query, "k": k, "mode": mode, **filters})
 
 
 def ask(home: Path | None, question: str, *, k: int, **filters: Any) -> dict[str, Any] | None:
-    """POST /api/v1/ask: the `grace ask --json` object, or None."""
-    body = {"question": question, "k": k, **{n: v for n, v in _filters(**filters).items() if v is not None}}
+    """POST /api/v1/ask: the `grace ask --json` object, or None (`filters` as for search)."""
+    body = {"question": question, "k": k, **{n: v for n, v in filters.items() if v is not None}}
     return call(home, "POST", "/ask", body=body)
 
 

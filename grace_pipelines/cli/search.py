@@ -41,20 +41,23 @@ def _typed(
     }
 
 
-def _filters(
-    grace: Any,
-    since: str | None,
-    until: str | None,
-    origin: str | None,
-    kind: str | None,
-    source: str | None,
-    by: str,
-    speaker: str | None = None,
-) -> Any:
+def _filters(grace: Any, typed: dict[str, Any]) -> Any:
+    """The typed filters read and checked (search/filters.parse_filters)."""
     from grace_pipelines.db.schema import utcnow
     from grace_pipelines.search.filters import parse_filters
 
-    return parse_filters(since, until, origin, kind, source, by, speaker, now=utcnow(), tz=grace.settings.tz)
+    t = typed
+    return parse_filters(
+        t["since"],
+        t["until"],
+        t["origin"],
+        t["kind"],
+        t["source"],
+        t["by"],
+        t["speaker"],
+        now=utcnow(),
+        tz=grace.settings.tz,
+    )
 
 
 @app.command()
@@ -82,7 +85,7 @@ def search(
             from grace_pipelines.web.wire import search_json  # the same JSON as GET /api/v1/search
 
             grace = grace_for(home)
-            filters = _filters(grace, **typed)
+            filters = _filters(grace, typed)
             results = grace.search(query, k=k, mode=mode, filters=filters)
             found = search_json(query, results, grace.search_warnings, filters)
     warn(found["skipped"])
@@ -121,7 +124,7 @@ def ask(
             from grace_pipelines.web.wire import ask_json  # the same JSON as POST /api/v1/ask
 
             grace = grace_for(home)
-            filters = _filters(grace, **typed)
+            filters = _filters(grace, typed)
             answer = ask_json(grace.ask(question, k=k, filters=filters), grace.search_warnings, filters)
     warn(answer["skipped"])
     if as_json:

@@ -232,3 +232,18 @@ def test_chunk_index_is_the_vector_store(tmp_path: Path) -> None:
     hit = resource.search("", vectors[2], k=1, mode="vector")[0]
     assert hit.row["id"] == f"{KEY}:2" == index.search("", vectors[2], k=1, mode="vector")[0].row["id"]
     assert connect(uri) is connect(uri) and search_pool() is search_pool()
+
+
+def test_speakers_off_gives_transcripts_without_turns(tmp_path: Path) -> None:
+    from grace_pipelines.engines.transcription import Transcription
+    from grace_pipelines.ingest.stages import add_speakers
+    from grace_pipelines.resources import NoSpeakers
+
+    resources = build_resources(load_settings(home=tmp_path, speakers="off"))
+    speakers = resources["speakers"]
+    assert type(speakers) is NoSpeakers and speakers.engine_id() == "off"
+    result = Transcription([{"start": 0.0, "end": 1.0, "text": "hi", "words": []}], "en", 1.0, 1.0, "x", "x")
+    assert add_speakers(KEY, result, b"", "x.wav", speakers, resources["blob_store"]) == {}
+    assert "speaker" not in result.segments[0]
+    with pytest.raises(Exception, match="speakers"):
+        load_settings(home=tmp_path, speakers="pyannote")  # only the engines that exist
