@@ -249,6 +249,15 @@ def test_an_undeclared_voice_holds_indexing_until_named_and_granted(tmp_path: Pa
         web.headers["Authorization"] = f"Bearer {load_or_create_token(home)}"
         page = web.get("/decisions").text
         assert 'data-title="launch.ogg"' in page and "an unnamed third speaker at 00:" in page
+        # and `grace consent list --pending`
+        from typer.testing import CliRunner
+
+        from grace_pipelines.cli import app as cli
+
+        listed = CliRunner().invoke(
+            cli, ["consent", "list", "--pending"], env={"GRACE_HOME": str(home), "COLUMNS": "250"}
+        )
+        assert listed.exit_code == 0 and "an unnamed third speaker at 00:" in listed.output
 
         named = grace.name_speaker("launch.ogg", "S3", "Marco")
         assert named["released"] == []  # Marco is now a participant: his own grant is needed
