@@ -24,9 +24,9 @@ def missing_for(db: StateDB, row: SourceRow, scope: str) -> list[str]:
 
 
 def consent_check_result(db: StateDB, row: SourceRow, scope: str) -> dg.AssetCheckResult:
-    missing = missing_for(db, row, scope)
+    parties = missing_parties(row.participants, db.consent_events(row.key), scope, utcnow())
     voices = voice_holds(row.participants, db.source_speakers(row.key)) if scope == "index" else []
-    parties = [m for m in missing if m not in {v["reason"] for v in voices}]
+    missing = parties + [v["reason"] for v in voices]  # what missing_for says, without asking twice
     commands = [grant_command(row.key, party, scope) for party in parties]
     commands += [name_command(row.key, v["label"]) for v in voices]
     held_by = [v["reason"] for v in voices]
