@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from grace_pipelines.search.citations import speaker_name
+
 FORMATS = ("srt", "vtt", "md", "json")
 MAX_CUE_S = 7.0
-
-
-def _who(label: str | None, names: dict[str, str], many: bool) -> str | None:
-    if not label:
-        return None
-    return names.get(label) or (f"Speaker {label[1:]}" if many else None)
 
 
 def cues(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,7 +62,7 @@ def render(payload: dict[str, Any], fmt: str, *, title: str, names: dict[str, st
     labels = {c["speaker"] for c in items if c["speaker"]}
     many = len(labels) > 1
     for c in items:
-        c["who"] = _who(c["speaker"], names, many)
+        c["who"] = speaker_name(c["speaker"], names, many, word="Speaker")
     if fmt == "json":
         return json.dumps(
             {

@@ -5,9 +5,9 @@ A profile is a name (db/voices.py); its voice is the mean of the voice embedding
 speakers a person named as that profile (the anchors), each sealed in its recording's VOICES
 blob. A recording's other speakers are matched to the nearest profile when the cosine of their
 voice embeddings reaches VOICE_MATCH. That threshold was chosen on measured pairs of speaker
-voices from different recordings (bench/speaker_diarization.py): the same espeak-ng voice met
-itself at 0.884-0.959 (18 pairs), different voices stayed at or below 0.84 (48 pairs, the two
-closest being two female voices); the threshold sits in that gap. Forgetting a person deletes
+voices from different recordings (bench/speaker_diarization.py): the same voice met itself at
+0.884-0.959 (27 pairs), different voices stayed at or below 0.840 (95 pairs, the closest two
+being two female espeak-ng voices); the threshold sits in that gap. Forgetting a person deletes
 the profile and every voice embedding of theirs (the entries in the VOICES blobs of the
 recordings they were heard in), so the voice cannot be matched again, and audits a receipt.
 """
@@ -29,8 +29,15 @@ NAME_MAX = 80
 
 
 def _clean_name(name: str) -> str:
+    """A voice's name follows the rule for party names (it can become a participant)."""
+    from grace_pipelines.governance.consent import check_name
+
     name = " ".join(name.split())
-    if not name or len(name) > NAME_MAX or any(ord(ch) < 32 for ch in name):
+    try:
+        name = check_name(name)
+    except ValueError:
+        name = ""
+    if not name or len(name) > NAME_MAX:
         raise GraceError(f"a speaker's name must be 1-{NAME_MAX} printable characters")
     return name
 

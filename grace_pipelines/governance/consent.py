@@ -111,7 +111,8 @@ def name_command(source_key: str, label: str) -> str:
     return shlex.join(["grace", "speakers", "name", source_key, label]) + " NAME"
 
 
-def _check_name(value: str) -> str:
+def check_name(value: str) -> str:
+    """A party's (or a voice's) name: not empty, no control or invisible characters."""
     if not value.strip():
         raise ValueError("a name must not be empty")
     if any(not ch.isprintable() for ch in value):
@@ -127,7 +128,7 @@ class SidecarGrant(BaseModel):
     @field_validator("party")
     @classmethod
     def _printable_party(cls, value: str) -> str:
-        return _check_name(value)
+        return check_name(value)
 
     @field_validator("scopes")
     @classmethod
@@ -154,7 +155,7 @@ class Sidecar(BaseModel):
             for p in value:
                 if len(p) > MAX_NAME_CHARS:
                     raise ValueError(f"a participant name is longer than {MAX_NAME_CHARS} characters")
-                _check_name(p)
+                check_name(p)
             return list(dict.fromkeys(p.strip() for p in value))
         return value
 

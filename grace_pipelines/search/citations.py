@@ -19,6 +19,17 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
+def speaker_name(label: str | None, names: dict[str, Any], many: bool, word: str = "speaker") -> str | None:
+    """Who a recording's speaker `label` is for a reader: the voice's name where one is known,
+    else "speaker 2" for S2 when the recording has several voices; None for no turns or a
+    recording of one unnamed voice (every citation saying "speaker 1" would be noise)."""
+    if not label:
+        return None
+    if names.get(label):
+        return str(names[label])
+    return f"{word} {label[1:]}" if many else None
+
+
 LINE_CITED = (".md", ".markdown", ".txt")  # formats whose lines a reader can open and count
 
 

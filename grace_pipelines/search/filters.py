@@ -219,7 +219,7 @@ def speaker_labels(db: StateDB, filters: SearchFilters) -> dict[str, set[str]] |
     return db.sources_spoken_by([profile["id"]])
 
 
-def allowed_keys(db: StateDB, filters: SearchFilters) -> set[str] | None:
+def allowed_keys(db: StateDB, filters: SearchFilters, spoken: dict[str, set[str]] | None = None) -> set[str] | None:
     """The source keys `filters` allow, from one query on the state database; None when the
     filters restrict nothing. An empty set: no source matches (the search answers [] at once)."""
     import sqlalchemy as sa
@@ -230,7 +230,7 @@ def allowed_keys(db: StateDB, filters: SearchFilters) -> set[str] | None:
         return None
     c = sources_table.c
     query = sa.select(c.key)
-    spoken = speaker_labels(db, filters)
+    spoken = spoken if spoken is not None else speaker_labels(db, filters)  # a caller may have it already
     if spoken is not None:
         if not spoken:
             return set()

@@ -20,7 +20,7 @@ from grace_pipelines.db.state import StateDB
 from grace_pipelines.errors import GraceError
 from grace_pipelines.governance.consent import missing_parties
 from grace_pipelines.search import sentences
-from grace_pipelines.search.citations import citation_for
+from grace_pipelines.search.citations import citation_for, speaker_name
 from grace_pipelines.search.filters import SearchFilters, all_source_keys, allowed_keys, speaker_labels
 from grace_pipelines.search.fusion import cosine
 from grace_pipelines.search.fusion import rerank as rerank_by_sentences
@@ -68,13 +68,9 @@ def _main_speaker(labels: list[str | None]) -> str | None:
 
 
 def _speaker_name(label: str | None, names: dict[str, str | None]) -> str | None:
-    """A voice's name where one is known, else "speaker 2" for label S2 when the recording has
-    more than one speaker (None: no turns, or a voice note of one unnamed voice)."""
-    if not label:
-        return None
-    if names.get(label):
-        return names[label]
-    return f"speaker {label[1:]}" if len(names) > 1 else None
+    """`names`: every speaker of the recording (label -> name or None), so its count says
+    whether the recording has several voices."""
+    return speaker_name(label, names, many=len(names) > 1)
 
 
 class Retriever:
@@ -110,8 +106,8 @@ class Retriever:
             raise GraceError("k must be at least 1")
         rerank = self.settings.search_rerank if rerank is None else rerank
         self.warnings = []
-        keys = allowed_keys(self.db, filters) if filters is not None else None
         self._only = speaker_labels(self.db, filters) if filters is not None else None
+        keys = allowed_keys(self.db, filters, self._only) if filters is not None else None
         if keys is not None and not keys:
             return []  # no source matches the filters
         where = keys_filter(keys, universe=all_source_keys(self.db)) if keys is not None else None

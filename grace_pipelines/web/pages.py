@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from grace_pipelines.db.schema import utcnow
 from grace_pipelines.governance.consent import missing_parties
-from grace_pipelines.search.citations import clock
+from grace_pipelines.search.citations import clock, speaker_name
 from grace_pipelines.search.filters import FilterError, parse_filters
 from grace_pipelines.stores.blobs import TRANSCRIPT
 from grace_pipelines.text.chunking import sentence_spans
@@ -241,7 +241,7 @@ def source_page(request: Request, ref: str, ctx: WebContext = Depends(context)) 
                         "at": clock(start),
                         "text": seg["text"].strip(),
                         "citation": segment_citation(row.title, start, end),
-                        "speaker": names.get(label) or (f"speaker {label[1:]}" if label and many else None),
+                        "speaker": speaker_name(label, names, many),
                         "label": label,
                     }
                 )
