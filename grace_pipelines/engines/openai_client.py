@@ -173,6 +173,8 @@ class OpenAITranscriptionClient:
                 "end": float(seg["end"]),
                 "text": (seg.get("text") or "").strip(),
                 "words": bucket,
+                # a diarizing server labels its segments: kept, so the speaker stage keeps its turns
+                **({"speaker": str(seg["speaker"])} if seg.get("speaker") else {}),
             }
             for seg, bucket in zip(raw_segments, buckets)
         ]

@@ -427,3 +427,13 @@ def test_openai_key_from_the_environment(
     assert isinstance(t, OpenAITranscriber) and isinstance(t.openai_api_key, dg.EnvVar)
     t.transcribe(b"audio", "a.mp3")
     assert fake_openai.requests[0].headers["authorization"] == "Bearer env-key"
+
+
+def test_openai_segments_keep_a_diarizing_servers_speakers(fake_openai: FakeServer) -> None:
+    labelled = [{**seg, "speaker": who} for seg, who in zip(SEGMENTS, ("A", "B"))]
+    fake_openai.response = (200, verbose_json(segments=labelled))
+    result = api_transcriber(fake_openai).transcribe((FIXTURES / "reminder.m4a").read_bytes(), "reminder.m4a")
+    assert [s.get("speaker") for s in result.segments] == ["A", "B"]
+    fake_openai.response = (200, verbose_json())
+    plain = api_transcriber(fake_openai).transcribe((FIXTURES / "reminder.m4a").read_bytes(), "reminder.m4a")
+    assert all("speaker" not in s for s in plain.segments)
